@@ -1,0 +1,1 @@
+"""Channel kinds: one module per kind, registered by name (see adapters/registry.py)."""

@@ -1,0 +1,1 @@
+"""The Veilig Thuis messaging gateway: one door behind every channel."""

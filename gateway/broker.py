@@ -1,0 +1,389 @@
+"""The broker interface and its RabbitMQ implementation (aio-pika).
+
+Promises kept here: persistent messages, publisher confirms, `mandatory` with
+returns raised (never silently dropped), bounded retries of transient faults,
+readiness that is false whenever the link is down, and consumers re-attached
+after every reconnect. A message republished after a lost confirm keeps its
+message id, so the next hop can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+)
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from yarl import URL
+
+from gateway.metrics import Metrics
+from gateway.topology import Topology
+
+log = structlog.get_logger("gateway.broker")
+
+
+@dataclass(frozen=True)
+class Message:
+    body: bytes
+    message_id: str
+    correlation_id: str
+    type: str
+    timestamp: datetime
+    content_type: str = "application/json"
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PublishError(Exception):
+    """Publishing failed; `reason` is a short code for metrics and logs."""
+
+    reason = "publish_failed"
+
+
+class Unroutable(PublishError):
+    reason = "unroutable"
+
+
+class BrokerUnavailable(PublishError):
+    reason = "broker_unavailable"
+
+
+class _Transient(Exception):
+    pass
+
+
+class Delivery(Protocol):
+    message: Message
+    redelivered: bool
+    delivery_count: int
+
+    async def ack(self) -> None: ...
+
+    async def reject(self, requeue: bool) -> None: ...
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Broker(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def description(self) -> str: ...
+
+    async def start(self, topology: Topology, *, declare: bool = True) -> None: ...
+
+    async def wait_ready(self, seconds: float) -> bool: ...
+
+    async def publish(self, exchange: str, routing_key: str, message: Message) -> None: ...
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class _Consumer:
+    queue: str
+    handler: Handler
+    prefetch: int
+
+
+class _AmqpDelivery:
+    def __init__(self, incoming: AbstractIncomingMessage) -> None:
+        self._incoming = incoming
+        headers = dict(incoming.headers or {})
+        self.message = Message(
+            body=incoming.body,
+            message_id=incoming.message_id or "",
+            correlation_id=incoming.correlation_id or "",
+            type=incoming.type or "",
+            timestamp=incoming.timestamp or datetime.fromtimestamp(0),
+            content_type=incoming.content_type or "",
+            headers=headers,
+        )
+        self.redelivered = bool(incoming.redelivered)
+        count = headers.get("x-delivery-count", 0)
+        self.delivery_count = int(count) if isinstance(count, int) else 0
+
+    async def ack(self) -> None:
+        await self._incoming.ack()
+
+    async def reject(self, requeue: bool) -> None:
+        await self._incoming.nack(requeue=requeue)
+
+
+def parse_urls(value: str) -> list[str]:
+    """`GATEWAY_AMQP_URL` may list several nodes, comma-separated, tried in turn."""
+    urls = [u.strip() for u in value.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("GATEWAY_AMQP_URL is empty")
+    for url in urls:
+        if URL(url).scheme not in ("amqp", "amqps"):
+            raise ValueError("GATEWAY_AMQP_URL must use amqp:// or amqps://")
+    return urls
+
+
+def redact_url(url: str) -> str:
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else str(parsed)
+
+
+class AmqpBroker:
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        publish_timeout: float = 5.0,
+        metrics: Metrics | None = None,
+        name: str = "gateway",
+        heartbeat: int = 10,
+    ) -> None:
+        self._urls = urls
+        self._publish_timeout = publish_timeout
+        self._metrics = metrics
+        self._name = name
+        self._heartbeat = heartbeat
+        self._consumers: list[_Consumer] = []
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._connection: AbstractConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._topology: Topology | None = None
+        self._declare = True
+        self._lost = asyncio.Event()
+        self._handler_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def description(self) -> str:
+        return "RabbitMQ " + ", ".join(redact_url(u) for u in self._urls)
+
+    async def start(self, topology: Topology, *, declare: bool = True) -> None:
+        self._topology = topology
+        self._declare = declare
+        self._task = asyncio.create_task(self._supervise(), name="broker-supervisor")
+
+    async def wait_ready(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._ready.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None:
+        consumer = _Consumer(queue, handler, prefetch)
+        self._consumers.append(consumer)
+        if self._connection is not None and self.ready:
+            await self._attach(self._connection, consumer)
+
+    def _url_with_defaults(self, url: str) -> str:
+        parsed = URL(url)
+        query = dict(parsed.query)
+        query.setdefault("heartbeat", str(self._heartbeat))
+        query.setdefault("name", self._name)
+        return str(parsed.with_query(query))
+
+    async def _supervise(self) -> None:
+        backoff = 0.2
+        for attempt in itertools.count():
+            if self._closing:
+                return
+            url = self._urls[attempt % len(self._urls)]
+            try:
+                await self._connect(url)
+                backoff = 0.2
+                await self._lost.wait()
+                log.warning("broker_link_lost", node=redact_url(url))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("broker_connect_failed", node=redact_url(url), error=type(exc).__name__)
+            finally:
+                self._set_ready(False)
+                await self._drop_connection()
+            if self._closing:
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    async def _connect(self, url: str) -> None:
+        self._lost = asyncio.Event()
+        connection = await aio_pika.connect(
+            self._url_with_defaults(url), timeout=self._publish_timeout
+        )
+        self._connection = connection
+        lost = self._lost
+        connection.close_callbacks.add(lambda *_: lost.set())
+        assert self._topology is not None
+        if self._declare:
+            await declare_topology(connection, self._topology)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel.close_callbacks.add(lambda *_: lost.set())
+        self._publish_channel = channel
+        self._exchanges = {}
+        for consumer in self._consumers:
+            await self._attach(connection, consumer)
+        if lost.is_set():
+            return
+        self._set_ready(True)
+        if self._metrics:
+            self._metrics.broker_reconnects.inc()
+        log.info("broker_ready", node=redact_url(url))
+
+    async def _attach(self, connection: AbstractConnection, consumer: _Consumer) -> None:
+        channel = await connection.channel()
+        lost = self._lost
+        channel.close_callbacks.add(lambda *_: lost.set())
+        await channel.set_qos(prefetch_count=consumer.prefetch)
+        queue = await channel.get_queue(consumer.queue, ensure=False)
+
+        async def on_message(incoming: AbstractIncomingMessage) -> None:
+            delivery = _AmqpDelivery(incoming)
+            try:
+                await consumer.handler(delivery)
+            except Exception as exc:
+                log.error("consumer_failed", queue=consumer.queue, error=type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await delivery.reject(requeue=True)
+
+        await queue.consume(on_message)
+
+    def _set_ready(self, ready: bool) -> None:
+        if ready:
+            self._ready.set()
+        else:
+            self._ready.clear()
+        if self._metrics:
+            self._metrics.broker_connected.set(1 if ready else 0)
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self._publish_channel = None
+        self._exchanges = {}
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 2)
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        exchange = self._exchanges.get(name)
+        if exchange is None:
+            if self._publish_channel is None:
+                raise _Transient("no channel")
+            exchange = await self._publish_channel.get_exchange(name, ensure=False)
+            self._exchanges[name] = exchange
+        return exchange
+
+    async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._publish_timeout
+        amqp_message = aio_pika.Message(
+            body=message.body,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            timestamp=message.timestamp,
+            content_type=message.content_type,
+            headers=dict(message.headers) or None,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_delay(self._publish_timeout),
+                wait=wait_exponential(multiplier=0.05, max=1.0),
+                retry=retry_if_exception_type(_Transient),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    if attempts > 1 and self._metrics:
+                        self._metrics.publish_retries.labels(exchange).inc()
+                    await self._publish_once(exchange, routing_key, amqp_message, deadline)
+        except _Transient:
+            if self._metrics:
+                self._metrics.publish_failures.labels(exchange, "broker_unavailable").inc()
+            raise BrokerUnavailable() from None
+        except Unroutable:
+            if self._metrics:
+                self._metrics.publish_failures.labels(exchange, "unroutable").inc()
+            raise
+        if self._metrics:
+            self._metrics.publish_latency.labels(exchange).observe(loop.time() - started)
+
+    async def _publish_once(
+        self, exchange: str, routing_key: str, message: aio_pika.Message, deadline: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise _Transient("deadline")
+        if not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), remaining)
+            except TimeoutError:
+                raise _Transient("not ready") from None
+            remaining = deadline - loop.time()
+        try:
+            target = await self._exchange(exchange)
+            await target.publish(message, routing_key, mandatory=True, timeout=max(remaining, 0.01))
+        except aiormq.exceptions.PublishError:
+            raise Unroutable() from None
+        except (
+            aiormq.exceptions.DeliveryError,
+            aiormq.exceptions.AMQPError,
+            aiormq.exceptions.ChannelInvalidStateError,
+            ConnectionError,
+            TimeoutError,
+            RuntimeError,
+        ) as exc:
+            raise _Transient(type(exc).__name__) from None
+
+    async def close(self) -> None:
+        self._closing = True
+        self._lost.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._set_ready(False)
+        await self._drop_connection()
+
+
+async def declare_topology(connection: AbstractConnection, topology: Topology) -> None:
+    """Declare every exchange, queue and binding; safe to repeat (idempotent)."""
+    channel = await connection.channel()
+    try:
+        exchanges = {}
+        for exchange in topology.exchanges:
+            exchanges[exchange.name] = await channel.declare_exchange(
+                exchange.name, exchange.type, durable=True
+            )
+        queues = {}
+        for queue in topology.queues:
+            queues[queue.name] = await channel.declare_queue(
+                queue.name, durable=True, arguments=queue.arguments
+            )
+        for binding in topology.bindings:
+            await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
+    finally:
+        await channel.close()

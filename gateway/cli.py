@@ -1,0 +1,144 @@
+"""The `gateway` console command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import orjson
+
+from gateway.config import ConfigError, load_config, summary
+from gateway.logs import configure_logging
+from gateway.settings import Settings
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvloop
+
+    from gateway.service import build_service, serve
+
+    if args.config:
+        settings = Settings(**{**settings.__dict__, "config_dir": args.config})
+    configure_logging(settings.log_level)
+    try:
+        service = build_service(settings)
+    except ConfigError as exc:
+        print(f"invalid configuration in {settings.config_dir}:\n{exc}", file=sys.stderr)
+        return 2
+    port = args.port if args.port is not None else settings.http_port
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(service, args.host or settings.http_host, port))
+    return 0
+
+
+def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    directory = args.directory or settings.config_dir
+    try:
+        config = load_config(directory)
+    except ConfigError as exc:
+        print(f"invalid configuration in {directory}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(summary(config))
+    return 0
+
+
+def _topology(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.service import topology_for
+
+    try:
+        config = load_config(args.config or settings.config_dir)
+    except ConfigError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
+    topology = topology_for(config)
+    described = {
+        "exchanges": [{"name": e.name, "type": e.type} for e in topology.exchanges],
+        "queues": [{"name": q.name, "arguments": q.arguments} for q in topology.queues],
+        "bindings": [b.__dict__ for b in topology.bindings],
+    }
+    if args.dry_run:
+        print(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    if not settings.amqp_url:
+        print(
+            "GATEWAY_AMQP_URL is not set: nothing to declare (use --dry-run to print)",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(_declare(settings.amqp_url, topology, described))
+
+
+async def _declare(url: str, topology, described: dict) -> int:  # type: ignore[no-untyped-def]
+    import aio_pika
+
+    from gateway.broker import declare_topology, parse_urls, redact_url
+
+    urls = parse_urls(url)
+    last_error = ""
+    for candidate in urls:
+        try:
+            connection = await aio_pika.connect(candidate, timeout=10)
+        except Exception as exc:
+            last_error = f"{redact_url(candidate)}: {type(exc).__name__}"
+            continue
+        try:
+            await declare_topology(connection, topology)
+        except Exception as exc:
+            print(f"declaring the topology failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await connection.close()
+        print(
+            orjson.dumps(
+                {
+                    "declared": True,
+                    "node": redact_url(candidate),
+                    "exchanges": len(topology.exchanges),
+                    "queues": len(topology.queues),
+                    "bindings": len(topology.bindings),
+                }
+            ).decode()
+        )
+        return 0
+    print(f"no broker answered ({last_error})", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="The Veilig Thuis messaging gateway"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the service")
+    run.add_argument("--port", type=int, help="HTTP port (overrides GATEWAY_HTTP_PORT)")
+    run.add_argument("--host", help="address to listen on (default GATEWAY_HTTP_HOST or 127.0.0.1)")
+    run.add_argument("--config", help="configuration directory (overrides GATEWAY_CONFIG)")
+    run.set_defaults(func=_run)
+
+    check = commands.add_parser("check-config", help="validate a configuration directory")
+    check.add_argument("directory", nargs="?", help="default: GATEWAY_CONFIG or config/")
+    check.set_defaults(func=_check_config)
+
+    topology = commands.add_parser("topology", help="declare the broker topology (idempotent)")
+    topology.add_argument("--config", help="configuration directory")
+    topology.add_argument("--dry-run", action="store_true", help="print it, declare nothing")
+    topology.set_defaults(func=_topology)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    return int(args.func(args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

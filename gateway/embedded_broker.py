@@ -1,0 +1,197 @@
+"""An in-process broker with the same interface as AmqpBroker, for trying the
+service out on one machine and for fast unit tests. It keeps nothing across a
+restart; production and the integration tests use RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass, field
+
+import structlog
+
+from gateway.broker import Handler, Message, Unroutable
+from gateway.metrics import Metrics
+from gateway.topology import Topology
+
+log = structlog.get_logger("gateway.embedded_broker")
+
+
+def topic_matches(pattern: str, key: str) -> bool:
+    """AMQP topic matching: `*` is exactly one word, `#` zero or more words."""
+    words, parts = pattern.split("."), key.split(".")
+
+    def match(i: int, j: int) -> bool:
+        if i == len(words):
+            return j == len(parts)
+        if words[i] == "#":
+            return any(match(i + 1, k) for k in range(j, len(parts) + 1))
+        return j < len(parts) and words[i] in ("*", parts[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+@dataclass
+class _Queue:
+    name: str
+    delivery_limit: int | None
+    dead_letter_exchange: str | None
+    single_active: bool
+    messages: deque[tuple[Message, int]] = field(default_factory=deque)
+    available: asyncio.Event = field(default_factory=asyncio.Event)
+    consumers: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class _EmbeddedDelivery:
+    def __init__(self, broker: EmbeddedBroker, queue: _Queue, message: Message, count: int) -> None:
+        self._broker = broker
+        self._queue = queue
+        self.message = message
+        self.delivery_count = count
+        self.redelivered = count > 0
+        self.settled = asyncio.Event()
+
+    async def ack(self) -> None:
+        self.settled.set()
+
+    async def reject(self, requeue: bool) -> None:
+        if not self.settled.is_set():
+            self._broker._requeue_or_dead_letter(
+                self._queue, self.message, self.delivery_count, requeue
+            )
+        self.settled.set()
+
+
+class EmbeddedBroker:
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
+        self._exchanges: dict[str, str] = {}
+        self._bindings: dict[str, list[tuple[str, str]]] = {}
+        self._queues: dict[str, _Queue] = {}
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def description(self) -> str:
+        return "embedded in-process broker (keeps nothing across a restart)"
+
+    async def start(self, topology: Topology, *, declare: bool = True) -> None:
+        for exchange in topology.exchanges:
+            self._exchanges[exchange.name] = exchange.type
+            self._bindings.setdefault(exchange.name, [])
+        for queue in topology.queues:
+            args = queue.arguments
+            self._queues[queue.name] = _Queue(
+                name=queue.name,
+                delivery_limit=args.get("x-delivery-limit"),
+                dead_letter_exchange=args.get("x-dead-letter-exchange"),
+                single_active=bool(args.get("x-single-active-consumer")),
+            )
+        for binding in topology.bindings:
+            self._bindings[binding.exchange].append((binding.routing_key, binding.queue))
+        self._ready = True
+        if self._metrics:
+            self._metrics.broker_connected.set(1)
+
+    async def wait_ready(self, seconds: float) -> bool:
+        return self._ready
+
+    def _route(self, exchange: str, routing_key: str) -> list[_Queue]:
+        if exchange == "":
+            queue = self._queues.get(routing_key)
+            return [queue] if queue else []
+        kind = self._exchanges.get(exchange)
+        if kind is None:
+            return []
+        names: list[str] = []
+        for pattern, queue_name in self._bindings[exchange]:
+            if (
+                kind == "fanout"
+                or (kind == "direct" and pattern == routing_key)
+                or (kind == "topic" and topic_matches(pattern, routing_key))
+            ) and queue_name not in names:
+                names.append(queue_name)
+        return [self._queues[n] for n in names]
+
+    async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
+        queues = self._route(exchange, routing_key)
+        if not queues:
+            if self._metrics:
+                self._metrics.publish_failures.labels(exchange, "unroutable").inc()
+            raise Unroutable()
+        for queue in queues:
+            queue.messages.append((message, 0))
+            queue.available.set()
+        if self._metrics:
+            self._metrics.publish_latency.labels(exchange).observe(0.0)
+
+    def _requeue_or_dead_letter(
+        self, queue: _Queue, message: Message, count: int, requeue: bool
+    ) -> None:
+        count += 1
+        limit_reached = queue.delivery_limit is not None and count > queue.delivery_limit
+        if requeue and not limit_reached:
+            queue.messages.appendleft((message, count))
+            queue.available.set()
+            return
+        if queue.dead_letter_exchange:
+            reason = "delivery_limit" if limit_reached else "rejected"
+            headers = {
+                **message.headers,
+                "x-first-death-queue": queue.name,
+                "x-first-death-reason": reason,
+            }
+            dead = Message(
+                message.body,
+                message.message_id,
+                message.correlation_id,
+                message.type,
+                message.timestamp,
+                message.content_type,
+                headers,
+            )
+            for target in self._route(queue.dead_letter_exchange, queue.name):
+                target.messages.append((dead, 0))
+                target.available.set()
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None:
+        target = self._queues[queue]
+        if target.single_active and target.consumers:
+            # A second consumer stands by; with one process it never takes over.
+            return
+        target.consumers.append(asyncio.create_task(self._dispatch(target, handler)))
+
+    async def _dispatch(self, queue: _Queue, handler: Handler) -> None:
+        while True:
+            while not queue.messages:
+                queue.available.clear()
+                await queue.available.wait()
+            message, count = queue.messages.popleft()
+            delivery = _EmbeddedDelivery(self, queue, message, count)
+            try:
+                await handler(delivery)
+            except Exception as exc:
+                log.error("consumer_failed", queue=queue.name, error=type(exc).__name__)
+                await delivery.reject(requeue=True)
+
+    def depth(self, queue: str) -> int:
+        return len(self._queues[queue].messages)
+
+    def drain(self, queue: str) -> list[Message]:
+        target = self._queues[queue]
+        messages = [m for m, _ in target.messages]
+        target.messages.clear()
+        return messages
+
+    async def close(self) -> None:
+        self._ready = False
+        for queue in self._queues.values():
+            for task in queue.consumers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            queue.consumers.clear()

@@ -1,0 +1,189 @@
+"""The aiohttp application: webhooks, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+import structlog
+from aiohttp import web
+
+from adapters import registry
+from adapters.base import Rejected, WebhookRequest
+from gateway.broker import Broker, PublishError
+from gateway.config import Config
+from gateway.ingest import Ingest
+from gateway.metrics import Metrics
+
+log = structlog.get_logger("gateway.http")
+
+CONFIG_KEY = web.AppKey("config", Config)
+BROKER_KEY = web.AppKey("broker", Broker)
+INGEST_KEY = web.AppKey("ingest", Ingest)
+METRICS_KEY = web.AppKey("metrics", Metrics)
+
+
+def _json(status: int, payload: dict, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=orjson.dumps(payload),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(status: int, reason: str, detail: str, **extra: object) -> web.Response:
+    headers = extra.pop("headers", None)
+    return _json(status, {"error": reason, "detail": detail, **extra}, headers)  # type: ignore[arg-type]
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        response = _error(413, "body_too_large", "the request body is too large")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+    except Exception:
+        log.exception("request_failed", route=_route(request))
+        response = _error(500, "internal_error", "internal error")
+    if response.status >= 400:
+        log.info(
+            "request_refused",
+            route=_route(request),
+            method=request.method,
+            status=response.status,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+    return response
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json(200, {"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    broker = request.app[BROKER_KEY]
+    checks = {"config": True, "broker": broker.ready, "topology": broker.ready}
+    ready = all(checks.values())
+    return _json(
+        200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks}
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry_ = request.app[METRICS_KEY]
+    return web.Response(
+        body=registry_.exposition(), headers={"Content-Type": registry_.content_type}
+    )
+
+
+async def index(request: web.Request) -> web.Response:
+    return _json(
+        200,
+        {
+            "service": "veilig-thuis-gateway",
+            "health": "/healthz",
+            "ready": "/readyz",
+            "metrics": "/metrics",
+        },
+    )
+
+
+def _public_url(request: web.Request) -> str:
+    return str(request.url)
+
+
+async def webhook(request: web.Request) -> web.Response:
+    config = request.app[CONFIG_KEY]
+    metrics_ = request.app[METRICS_KEY]
+    channel = config.channels.get(request.match_info["channel_id"])
+    if channel is None:
+        metrics_.rejected.labels("unknown", "unknown_channel").inc()
+        return _error(404, "unknown_channel", "no channel with this id")
+    kind = registry.find(channel.kind)
+    assert kind is not None  # load_config refuses unknown kinds
+    if not channel.usable:
+        metrics_.rejected.labels(channel.kind, "channel_not_configured").inc()
+        return _error(
+            503,
+            "channel_not_configured",
+            "the channel's credentials are not configured",
+            headers={"Retry-After": "60"},
+        )
+    limit = config.service.http.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        metrics_.rejected.labels(channel.kind, "body_too_large").inc()
+        return _error(413, "body_too_large", f"the request body exceeds {limit} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        metrics_.rejected.labels(channel.kind, "body_too_large").inc()
+        return _error(413, "body_too_large", f"the request body exceeds {limit} bytes")
+    raw = WebhookRequest(
+        method=request.method,
+        url=_public_url(request),
+        headers=request.headers,
+        body=body,
+        content_type=request.content_type,
+    )
+    try:
+        kind.verify(channel, raw)
+        accepted = kind.parse(channel, raw)
+    except Rejected as rejection:
+        metrics_.rejected.labels(channel.kind, rejection.reason).inc()
+        extra: dict[str, object] = {}
+        if rejection.fields:
+            extra["fields"] = [{"field": f, "problem": p} for f, p in rejection.fields]
+        return _error(
+            rejection.status,
+            rejection.reason,
+            rejection.detail,
+            headers=rejection.headers or None,
+            **extra,
+        )
+    metrics_.received.labels(channel.kind).inc(len(accepted.messages))
+    try:
+        ids = await request.app[INGEST_KEY].accept(channel, accepted.messages)
+    except PublishError as failure:
+        metrics_.rejected.labels(channel.kind, failure.reason).inc(len(accepted.messages))
+        log.warning("publish_failed", channel=channel.id, reason=failure.reason)
+        return _error(
+            503,
+            failure.reason,
+            "the message could not be stored; retry later",
+            headers={"Retry-After": "5"},
+        )
+    log.debug("webhook_accepted", channel=channel.id, envelope_ids=ids)
+    reply = accepted.reply
+    if reply.status == 202 and not reply.body:
+        return _json(202, {"status": "accepted", "ids": ids})
+    return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
+
+
+def create_app(
+    config: Config, broker: Broker, ingest: Ingest, metrics_: Metrics
+) -> web.Application:
+    app = web.Application(middlewares=[_errors], client_max_size=config.service.http.max_body_bytes)
+    app[CONFIG_KEY] = config
+    app[BROKER_KEY] = broker
+    app[INGEST_KEY] = ingest
+    app[METRICS_KEY] = metrics_
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/channels/{channel_id}/webhook", webhook)
+    return app

@@ -1,0 +1,75 @@
+"""Prometheus metrics. Labels are channel kind, reason, exchange and role only:
+never a channel user's address, text or anything derived from them."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+PUBLISH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """One registry per service instance, so tests can run several side by side."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "gateway_messages_received",
+            "Messages received from people, per channel kind",
+            ["channel_kind"],
+            registry=r,
+        )
+        self.published = Counter(
+            "gateway_messages_published",
+            "Messages the broker confirmed, per channel kind",
+            ["channel_kind"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "gateway_messages_rejected",
+            "Requests refused or not published, per channel kind and reason",
+            ["channel_kind", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "gateway_duplicates_suppressed",
+            "Webhook retries recognised by their provider message id and not published again",
+            ["channel_kind"],
+            registry=r,
+        )
+        self.publish_latency = Histogram(
+            "gateway_publish_latency_seconds",
+            "Time from publish to the broker's confirm, retries included",
+            ["exchange"],
+            buckets=PUBLISH_BUCKETS,
+            registry=r,
+        )
+        self.publish_retries = Counter(
+            "gateway_publish_retries",
+            "Publishes retried after a transient broker fault (may duplicate; same message id)",
+            ["exchange"],
+            registry=r,
+        )
+        self.publish_failures = Counter(
+            "gateway_publish_failures",
+            "Publishes given up, per exchange and reason",
+            ["exchange", "reason"],
+            registry=r,
+        )
+        self.broker_connected = Gauge(
+            "gateway_broker_connected",
+            "1 while the broker link is up and the topology declared",
+            registry=r,
+        )
+        self.broker_reconnects = Counter(
+            "gateway_broker_reconnects",
+            "Broker connections (re)established",
+            registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,113 @@
+"""Assembling and running the service: config, keys, broker, ingest and HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+import structlog
+from aiohttp import web
+
+from gateway.broker import AmqpBroker, Broker, parse_urls
+from gateway.config import Config, load_config
+from gateway.embedded_broker import EmbeddedBroker
+from gateway.http import create_app
+from gateway.ingest import Ingest
+from gateway.keys import Keyring
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.topology import Topology, build_topology
+
+log = structlog.get_logger("gateway.service")
+
+
+def topology_for(config: Config) -> Topology:
+    broker = config.service.broker
+    return build_topology(config.team_codes, broker.inbound_shards, broker.delivery_limit)
+
+
+def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
+    if settings.amqp_url is None:
+        return EmbeddedBroker(metrics)
+    return AmqpBroker(
+        parse_urls(settings.amqp_url),
+        publish_timeout=config.service.broker.publish_timeout_seconds,
+        metrics=metrics,
+    )
+
+
+@dataclass
+class Service:
+    settings: Settings
+    config: Config
+    metrics: Metrics
+    broker: Broker
+    app: web.Application
+
+
+def build_service(settings: Settings, config: Config | None = None) -> Service:
+    config = config or load_config(settings.config_dir)
+    metrics = Metrics()
+    if settings.secret_key is None:
+        log.warning(
+            "ephemeral_secret_key",
+            detail="GATEWAY_SECRET_KEY is not set: generated a key for this run only; "
+            "pseudonyms change and sealed reply handles become unreadable after a restart",
+        )
+    keyring = Keyring(settings.secret_key or Keyring.generate_secret())
+    broker = make_broker(settings, config, metrics)
+    ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
+    app = create_app(config, broker, ingest, metrics)
+    topology = topology_for(config)
+
+    async def start_broker(_: web.Application) -> None:
+        if isinstance(broker, EmbeddedBroker):
+            log.warning(
+                "embedded_broker",
+                detail="GATEWAY_AMQP_URL is not set: using the EMBEDDED IN-PROCESS BROKER. "
+                "It keeps NOTHING across a restart. Use RabbitMQ in production.",
+            )
+        await broker.start(topology)
+
+    async def close_broker(_: web.Application) -> None:
+        await broker.close()
+
+    app.on_startup.append(start_broker)
+    app.on_cleanup.append(close_broker)
+    for warning in config.warnings:
+        log.warning("config_warning", detail=warning)
+    return Service(settings, config, metrics, broker, app)
+
+
+async def serve(service: Service, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and close."""
+    runner = web.AppRunner(
+        service.app,
+        access_log=None,
+        shutdown_timeout=service.config.service.http.shutdown_timeout_seconds,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    log.info(
+        "listening",
+        host=host,
+        port=port,
+        broker=service.broker.description,
+        channels=len(service.config.channels),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting_down")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        log.info("stopped")

@@ -1,0 +1,205 @@
+"""Shared fixtures. Broker tests use the real RabbitMQ in a vhost of their own;
+when it cannot be reached they fail under CI=true (or GATEWAY_REQUIRE_BROKER=1)
+and only skip on a developer's machine without it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import aio_pika
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
+
+from gateway.config import Config, load_config
+from gateway.service import Service, build_service, topology_for
+from gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = ROOT / "config"
+TOKEN_ENV = "GW_HTTP_JSON_ZUIDOOST_BRABANT_TOKEN"
+TEST_TOKEN = "test-token-" + "x" * 24
+TEST_SECRET = "test-secret-key-" + "k" * 32
+HTTP_JSON_CHANNEL = "http-json-zuidoost-brabant"
+
+
+def broker_required() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("GATEWAY_REQUIRE_BROKER") == "1"
+
+
+def _reachable(url: str) -> bool:
+    parsed = URL(url)
+    try:
+        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5672), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def rabbitmqctl(*args: str) -> str:
+    result = subprocess.run(
+        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {args[0]} failed: {result.stderr.strip()[:300]}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def amqp_base_url() -> str:
+    url = os.environ.get("GATEWAY_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    if not _reachable(url) or shutil.which("rabbitmqctl") is None:
+        message = (
+            f"RabbitMQ is not reachable at {URL(url).host}:{URL(url).port} (or rabbitmqctl missing)"
+        )
+        if broker_required():
+            pytest.fail(message + ": broker tests may not skip here", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+def make_vhost(base_url: str) -> tuple[str, str]:
+    name = f"gw-test-{uuid.uuid4().hex[:10]}"
+    rabbitmqctl("add_vhost", name)
+    user = URL(base_url).user or "guest"
+    rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+    return name, str(URL(base_url).with_path("/" + name))
+
+
+@pytest.fixture(scope="session")
+def vhost(amqp_base_url: str) -> Iterator[tuple[str, str]]:
+    """(name, url) of a vhost for this test session, deleted at the end."""
+    name, url = make_vhost(amqp_base_url)
+    yield name, url
+    rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture
+def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TEST_TOKEN)
+
+
+@pytest.fixture
+def config(example_env: None) -> Config:
+    return load_config(EXAMPLE_CONFIG)
+
+
+def with_broker_settings(config: Config, **changes: object) -> Config:
+    broker = config.service.broker.model_copy(update=changes)
+    return replace(config, service=config.service.model_copy(update={"broker": broker}))
+
+
+def settings_for(amqp_url: str | None) -> Settings:
+    return Settings(
+        amqp_url=amqp_url,
+        config_dir=str(EXAMPLE_CONFIG),
+        http_port=0,
+        http_host="127.0.0.1",
+        secret_key=TEST_SECRET,
+        log_level="INFO",
+    )
+
+
+async def purge_all(url: str, config: Config) -> None:
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        for queue in topology_for(config).queues:
+            try:
+                declared = await channel.get_queue(queue.name, ensure=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                channel = await connection.channel()
+                continue
+            await declared.purge()
+    finally:
+        await connection.close()
+
+
+async def drain(
+    url: str, queues: list[str], *, idle: float = 0.7, limit: float = 30.0, ack: bool = True
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Consume every message of these queues until none arrived for `idle` seconds."""
+    received: list[aio_pika.abc.AbstractIncomingMessage] = []
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=500)
+        arrived = asyncio.Event()
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            received.append(message)
+            arrived.set()
+            if ack:
+                await message.ack()
+
+        for name in queues:
+            queue = await channel.get_queue(name, ensure=False)
+            await queue.consume(on_message)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), idle)
+            except TimeoutError:
+                break
+    finally:
+        await connection.close()
+    return received
+
+
+def inbound_queues(config: Config) -> list[str]:
+    return [q.name for q in topology_for(config).queues if q.name.startswith("gw.inbound.")]
+
+
+@pytest.fixture
+async def rabbit_service(
+    vhost: tuple[str, str], config: Config
+) -> AsyncIterator[tuple[Service, TestClient]]:
+    """The service in-process against the real RabbitMQ, with clean queues."""
+    _, url = vhost
+    service = build_service(settings_for(url), config)
+    client = TestClient(TestServer(service.app))
+    await client.start_server()
+    assert await service.broker.wait_ready(20), "service did not connect to RabbitMQ"
+    await purge_all(url, config)
+    try:
+        yield service, client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def embedded_service(config: Config) -> AsyncIterator[tuple[Service, TestClient]]:
+    service = build_service(settings_for(None), config)
+    client = TestClient(TestServer(service.app))
+    await client.start_server()
+    try:
+        yield service, client
+    finally:
+        await client.close()
+
+
+def auth(token: str = TEST_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+async def queue_depths(url: str, queues: list[str]) -> dict[str, int]:
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        depths = {}
+        for name in queues:
+            declared = await channel.declare_queue(name, passive=True)
+            depths[name] = declared.declaration_result.message_count or 0
+        return depths
+    finally:
+        await connection.close()
