@@ -68,9 +68,7 @@ class HttpJson(ChannelKind):
         scheme, _, presented = header.partition(" ")
         challenge = {"WWW-Authenticate": 'Bearer realm="gateway"'}
         if scheme.lower() != "bearer" or not presented:
-            raise Rejected(
-                401, "missing_token", "send Authorization: Bearer <token>", headers=challenge
-            )
+            raise Rejected(401, "missing_token", "send Authorization: Bearer <token>", headers=challenge)
         expected = channel.secrets["token"]
         if not hmac.compare_digest(presented.strip().encode(), expected.encode()):
             raise Rejected(401, "wrong_token", "the bearer token is not valid", headers=challenge)
@@ -101,9 +99,7 @@ class HttpJson(ChannelKind):
             provider_message_id=body.message_id,
             address=f"{channel.id}:{body.sender}",
             text=body.text,
-            attachments=tuple(
-                InboundAttachment(a.content_type, a.url, a.size) for a in body.attachments
-            ),
+            attachments=tuple(InboundAttachment(a.content_type, a.url, a.size) for a in body.attachments),
             conversation_key=body.conversation,
             municipality=body.municipality,
             postcode=postcode,

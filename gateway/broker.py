@@ -227,9 +227,7 @@ class AmqpBroker:
 
     async def _connect(self, url: str) -> None:
         self._lost = asyncio.Event()
-        connection = await aio_pika.connect(
-            self._url_with_defaults(url), timeout=self._publish_timeout
-        )
+        connection = await aio_pika.connect(self._url_with_defaults(url), timeout=self._publish_timeout)
         self._connection = connection
         lost = self._lost
         connection.close_callbacks.add(lambda *_: lost.set())

@@ -108,9 +108,7 @@ async def _declare(url: str, topology, described: dict) -> int:  # type: ignore[
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="gateway", description="The Veilig Thuis messaging gateway"
-    )
+    parser = argparse.ArgumentParser(prog="gateway", description="The Veilig Thuis messaging gateway")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the service")

@@ -250,9 +250,7 @@ def _read_yaml(path: Path, root: Path, problems: list[Problem]) -> Any:
         return None
 
 
-def _validate(
-    model: type[M], data: Any, file: str, problems: list[Problem], prefix: str = ""
-) -> M | None:
+def _validate(model: type[M], data: Any, file: str, problems: list[Problem], prefix: str = "") -> M | None:
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:
@@ -260,9 +258,7 @@ def _validate(
         return None
 
 
-def _load_channel(
-    path: Path, root: Path, regions: set[str], problems: list[Problem]
-) -> Channel | None:
+def _load_channel(path: Path, root: Path, regions: set[str], problems: list[Problem]) -> Channel | None:
     name = str(path.relative_to(root))
     raw = _read_yaml(path, root, problems)
     if raw is None and not path.exists():
@@ -313,9 +309,7 @@ def load_config(directory: str | Path) -> Config:
 
     service_path = root / "gateway.yaml"
     service = (
-        _validate(
-            ServiceSettings, _read_yaml(service_path, root, problems), "gateway.yaml", problems
-        )
+        _validate(ServiceSettings, _read_yaml(service_path, root, problems), "gateway.yaml", problems)
         if service_path.exists()
         else ServiceSettings()
     )
@@ -331,9 +325,7 @@ def load_config(directory: str | Path) -> Config:
     schedules = schedules_file.schedules if schedules_file else {}
     for name, schedule in schedules.items():
         if schedule.extends is not None and schedule.extends not in schedules:
-            problems.append(
-                Problem("schedules.yaml", f"schedules.{name}.extends", "unknown schedule")
-            )
+            problems.append(Problem("schedules.yaml", f"schedules.{name}.extends", "unknown schedule"))
     if _has_extends_cycle(schedules):
         problems.append(Problem("schedules.yaml", "schedules", "'extends' forms a cycle"))
 

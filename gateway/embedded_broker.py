@@ -57,9 +57,7 @@ class _EmbeddedDelivery:
 
     async def reject(self, requeue: bool) -> None:
         if not self.settled.is_set():
-            self._broker._requeue_or_dead_letter(
-                self._queue, self.message, self.delivery_count, requeue
-            )
+            self._broker._requeue_or_dead_letter(self._queue, self.message, self.delivery_count, requeue)
         self.settled.set()
 
 
@@ -129,9 +127,7 @@ class EmbeddedBroker:
         if self._metrics:
             self._metrics.publish_latency.labels(exchange).observe(0.0)
 
-    def _requeue_or_dead_letter(
-        self, queue: _Queue, message: Message, count: int, requeue: bool
-    ) -> None:
+    def _requeue_or_dead_letter(self, queue: _Queue, message: Message, count: int, requeue: bool) -> None:
         count += 1
         limit_reached = queue.delivery_limit is not None and count > queue.delivery_limit
         if requeue and not limit_reached:

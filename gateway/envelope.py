@@ -46,9 +46,7 @@ class _Strict(BaseModel):
 
 class ChannelRef(_Strict):
     kind: str = Field(pattern=CODE_PATTERN, max_length=40, description="Channel kind, e.g. sms")
-    instance: str = Field(
-        pattern=CODE_PATTERN, max_length=80, description="Channel instance id from config"
-    )
+    instance: str = Field(pattern=CODE_PATTERN, max_length=80, description="Channel instance id from config")
 
 
 class Attachment(_Strict):

@@ -78,16 +78,12 @@ async def readyz(request: web.Request) -> web.Response:
     broker = request.app[BROKER_KEY]
     checks = {"config": True, "broker": broker.ready, "topology": broker.ready}
     ready = all(checks.values())
-    return _json(
-        200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks}
-    )
+    return _json(200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks})
 
 
 async def metrics(request: web.Request) -> web.Response:
     registry_ = request.app[METRICS_KEY]
-    return web.Response(
-        body=registry_.exposition(), headers={"Content-Type": registry_.content_type}
-    )
+    return web.Response(body=registry_.exposition(), headers={"Content-Type": registry_.content_type})
 
 
 async def index(request: web.Request) -> web.Response:
@@ -173,9 +169,7 @@ async def webhook(request: web.Request) -> web.Response:
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 
-def create_app(
-    config: Config, broker: Broker, ingest: Ingest, metrics_: Metrics
-) -> web.Application:
+def create_app(config: Config, broker: Broker, ingest: Ingest, metrics_: Metrics) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=config.service.http.max_body_bytes)
     app[CONFIG_KEY] = config
     app[BROKER_KEY] = broker

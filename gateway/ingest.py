@@ -74,14 +74,11 @@ def build_envelope(channel: Channel, message: InboundMessage, keyring: Keyring) 
         received_at=now_utc(),
         text=message.text,
         attachments=[
-            Attachment(content_type=a.content_type, url=a.url, size=a.size)
-            for a in message.attachments
+            Attachment(content_type=a.content_type, url=a.url, size=a.size) for a in message.attachments
         ],
         urgency=Urgency.HIGH if message.urgent else Urgency.NORMAL,
         sender=keyring.pseudonym(message.address),
-        reply_handle=keyring.seal(
-            {"channel": channel.id, "kind": channel.kind, "address": message.address}
-        ),
+        reply_handle=keyring.seal({"channel": channel.id, "kind": channel.kind, "address": message.address}),
         location_hint=hint,
     )
 
@@ -101,9 +98,7 @@ def amqp_message(envelope: Envelope) -> Message:
 
 
 class Ingest:
-    def __init__(
-        self, broker: Broker, keyring: Keyring, metrics: Metrics, inbound_shards: int
-    ) -> None:
+    def __init__(self, broker: Broker, keyring: Keyring, metrics: Metrics, inbound_shards: int) -> None:
         self._broker = broker
         self._keyring = keyring
         self._metrics = metrics
@@ -124,9 +119,7 @@ class Ingest:
         kind = envelope.channel.kind
         if envelope.id in self._recent:
             self._metrics.duplicates.labels(kind).inc()
-            log.info(
-                "duplicate_suppressed", channel=envelope.channel.instance, envelope_id=envelope.id
-            )
+            log.info("duplicate_suppressed", channel=envelope.channel.instance, envelope_id=envelope.id)
             return
         pending = self._in_flight.get(envelope.id)
         if pending is not None:

@@ -33,9 +33,7 @@ class Keyring:
             raise ValueError(f"GATEWAY_SECRET_KEY must be at least {MIN_SECRET_CHARS} characters")
         raw = secret.encode()
         self._pseudonym_key = _derive(raw, b"veilig-thuis-gateway/pseudonym/v1")
-        self._fernet = Fernet(
-            base64.urlsafe_b64encode(_derive(raw, b"veilig-thuis-gateway/seal/v1"))
-        )
+        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(raw, b"veilig-thuis-gateway/seal/v1")))
 
     @staticmethod
     def generate_secret() -> str:

@@ -79,8 +79,7 @@ def _scrub_value(value: Any) -> Any:
         return scrub(value)
     if isinstance(value, dict):
         return {
-            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else _scrub_value(v)
-            for k, v in value.items()
+            k: REDACTED if str(k).lower() in SENSITIVE_KEYS else _scrub_value(v) for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [_scrub_value(v) for v in value]

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -45,9 +47,7 @@ def _reachable(url: str) -> bool:
 
 
 def rabbitmqctl(*args: str) -> str:
-    result = subprocess.run(
-        ["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {args[0]} failed: {result.stderr.strip()[:300]}")
     return result.stdout
@@ -57,9 +57,7 @@ def rabbitmqctl(*args: str) -> str:
 def amqp_base_url() -> str:
     url = os.environ.get("GATEWAY_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
     if not _reachable(url) or shutil.which("rabbitmqctl") is None:
-        message = (
-            f"RabbitMQ is not reachable at {URL(url).host}:{URL(url).port} (or rabbitmqctl missing)"
-        )
+        message = f"RabbitMQ is not reachable at {URL(url).host}:{URL(url).port} (or rabbitmqctl missing)"
         if broker_required():
             pytest.fail(message + ": broker tests may not skip here", pytrace=False)
         pytest.skip(message)
@@ -161,9 +159,7 @@ def inbound_queues(config: Config) -> list[str]:
 
 
 @pytest.fixture
-async def rabbit_service(
-    vhost: tuple[str, str], config: Config
-) -> AsyncIterator[tuple[Service, TestClient]]:
+async def rabbit_service(vhost: tuple[str, str], config: Config) -> AsyncIterator[tuple[Service, TestClient]]:
     """The service in-process against the real RabbitMQ, with clean queues."""
     _, url = vhost
     service = build_service(settings_for(url), config)
@@ -203,3 +199,80 @@ async def queue_depths(url: str, queues: list[str]) -> dict[str, int]:
         return depths
     finally:
         await connection.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_structured_logs() -> None:
+    from gateway.logs import configure_logging
+
+    configure_logging("INFO")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """`gateway run` as a real process, its logs in a file."""
+
+    def __init__(self, amqp_url: str | None, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.base = f"http://127.0.0.1:{self.port}"
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        environ.update(
+            {
+                TOKEN_ENV: TEST_TOKEN,
+                "GATEWAY_SECRET_KEY": TEST_SECRET,
+                "GATEWAY_CONFIG": str(EXAMPLE_CONFIG),
+                "GATEWAY_LOG_LEVEL": "DEBUG",
+                **env,
+            }
+        )
+        if amqp_url:
+            environ["GATEWAY_AMQP_URL"] = amqp_url
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "run", "--port", str(self.port)],
+            env=environ,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    async def wait_ready(self, limit: float = 30.0) -> None:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        async with aiohttp.ClientSession() as session:
+            while loop.time() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"service exited early: {self.logs()[-2000:]}")
+                try:
+                    async with session.get(f"{self.base}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError("service never became ready")
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._log.close()
+        return code
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")

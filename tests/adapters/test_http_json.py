@@ -31,9 +31,7 @@ class Case:
     body: bytes
     status: int
     error: str | None = None
-    headers: dict[str, str] = field(
-        default_factory=lambda: {"Authorization": GOOD, "Content-Type": JSON}
-    )
+    headers: dict[str, str] = field(default_factory=lambda: {"Authorization": GOOD, "Content-Type": JSON})
     channel: str = HTTP_JSON_CHANNEL
     expect: dict[str, object] = field(default_factory=dict)
 
@@ -57,9 +55,7 @@ CASES = [
         "one attachment",
         body(
             text="",
-            attachments=[
-                {"content_type": "image/jpeg", "url": "https://files.example/1.jpg", "size": 2048}
-            ],
+            attachments=[{"content_type": "image/jpeg", "url": "https://files.example/1.jpg", "size": 2048}],
         ),
         202,
         expect={
@@ -160,16 +156,12 @@ CASES = [
 async def test_http_json_request(rabbit_service, vhost, case: Case) -> None:
     service, client = rabbit_service
     queues = inbound_queues(service.config)
-    response = await client.post(
-        f"/channels/{case.channel}/webhook", data=case.body, headers=case.headers
-    )
+    response = await client.post(f"/channels/{case.channel}/webhook", data=case.body, headers=case.headers)
     payload = await response.json()
     assert response.status == case.status, payload
     if case.status != 202:
         assert payload["error"] == case.error
-        assert sum((await queue_depths(vhost[1], queues)).values()) == 0, (
-            "a refused request was published"
-        )
+        assert sum((await queue_depths(vhost[1], queues)).values()) == 0, "a refused request was published"
         assert "612345678" not in json.dumps(payload), "the error echoed the input"
         return
     messages = await drain(vhost[1], queues)

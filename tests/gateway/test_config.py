@@ -163,9 +163,7 @@ def test_every_error_names_the_file_and_the_field(
     edit(root)
     with pytest.raises(ConfigError) as raised:
         load_config(root)
-    assert any(p.file == file and field in p.field for p in raised.value.problems), str(
-        raised.value
-    )
+    assert any(p.file == file and field in p.field for p in raised.value.problems), str(raised.value)
     assert LITERAL_SECRET not in str(raised.value)
 
 

@@ -11,9 +11,7 @@ from gateway.service import topology_for
 
 
 def message(n: int = 1) -> Message:
-    return Message(
-        body=b"{}", message_id=f"m{n}", correlation_id="c", type="t", timestamp=datetime.now(UTC)
-    )
+    return Message(body=b"{}", message_id=f"m{n}", correlation_id="c", type="t", timestamp=datetime.now(UTC))
 
 
 @pytest.mark.parametrize(
