@@ -8,10 +8,12 @@ and what to answer the provider) or raises `Rejected` (a 4xx, nothing published)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
@@ -23,10 +25,15 @@ class WebhookRequest:
     """A provider's request exactly as it arrived."""
 
     method: str
-    url: str
-    headers: CIMultiDictProxy[str]
+    url_factory: Callable[[], str]
+    headers: CIMultiDictProxy[str] | CIMultiDict[str]
     body: bytes
     content_type: str
+
+    @cached_property
+    def url(self) -> str:
+        """The URL the request was made to (built only when an adapter needs it)."""
+        return self.url_factory()
 
 
 @dataclass(frozen=True)

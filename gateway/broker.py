@@ -21,11 +21,10 @@ import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import (
-    AbstractChannel,
     AbstractConnection,
-    AbstractExchange,
     AbstractIncomingMessage,
 )
+from aiormq import spec
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 from yarl import URL
 
@@ -162,8 +161,7 @@ class AmqpBroker:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._connection: AbstractConnection | None = None
-        self._publish_channel: AbstractChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
+        self._underlay: aiormq.abc.AbstractChannel | None = None
         self._topology: Topology | None = None
         self._declare = True
         self._lost = asyncio.Event()
@@ -236,8 +234,7 @@ class AmqpBroker:
             await declare_topology(connection, self._topology)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(lambda *_: lost.set())
-        self._publish_channel = channel
-        self._exchanges = {}
+        self._underlay = await channel.get_underlay_channel()
         for consumer in self._consumers:
             await self._attach(connection, consumer)
         if lost.is_set():
@@ -275,48 +272,39 @@ class AmqpBroker:
 
     async def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
-        self._publish_channel = None
-        self._exchanges = {}
+        self._underlay = None
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 2)
-
-    async def _exchange(self, name: str) -> AbstractExchange:
-        exchange = self._exchanges.get(name)
-        if exchange is None:
-            if self._publish_channel is None:
-                raise _Transient("no channel")
-            exchange = await self._publish_channel.get_exchange(name, ensure=False)
-            self._exchanges[name] = exchange
-        return exchange
 
     async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._publish_timeout
-        amqp_message = aio_pika.Message(
-            body=message.body,
+        properties = spec.Basic.Properties(
+            content_type=message.content_type,
+            delivery_mode=2,  # persistent
             message_id=message.message_id,
             correlation_id=message.correlation_id,
-            type=message.type,
             timestamp=message.timestamp,
-            content_type=message.content_type,
+            message_type=message.type,
             headers=dict(message.headers) or None,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_delay(self._publish_timeout),
-                wait=wait_exponential(multiplier=0.05, max=1.0),
-                retry=retry_if_exception_type(_Transient),
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    if attempts > 1 and self._metrics:
-                        self._metrics.publish_retries.labels(exchange).inc()
-                    await self._publish_once(exchange, routing_key, amqp_message, deadline)
+            try:
+                await self._publish_once(exchange, routing_key, message.body, properties, deadline)
+            except _Transient:
+                # The slow path: bounded retries with backoff until the publish timeout.
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_delay(max(deadline - loop.time(), 0)),
+                    wait=wait_exponential(multiplier=0.05, max=1.0),
+                    retry=retry_if_exception_type(_Transient),
+                    reraise=True,
+                ):
+                    with attempt:
+                        if self._metrics:
+                            self._metrics.publish_retries.labels(exchange).inc()
+                        await self._publish_once(exchange, routing_key, message.body, properties, deadline)
         except _Transient:
             if self._metrics:
                 self._metrics.publish_failures.labels(exchange, "broker_unavailable").inc()
@@ -329,25 +317,37 @@ class AmqpBroker:
             self._metrics.publish_latency.labels(exchange).observe(loop.time() - started)
 
     async def _publish_once(
-        self, exchange: str, routing_key: str, message: aio_pika.Message, deadline: float
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: spec.Basic.Properties,
+        deadline: float,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        remaining = deadline - loop.time()
-        if remaining <= 0:
+        """One publish straight on aiormq's channel (no per-message aio-pika objects),
+        waiting for the broker's confirm; transient faults raise _Transient."""
+        if asyncio.get_running_loop().time() >= deadline:
             raise _Transient("deadline")
-        if not self._ready.is_set():
-            try:
-                await asyncio.wait_for(self._ready.wait(), remaining)
-            except TimeoutError:
-                raise _Transient("not ready") from None
-            remaining = deadline - loop.time()
         try:
-            target = await self._exchange(exchange)
-            await target.publish(message, routing_key, mandatory=True, timeout=max(remaining, 0.01))
+            async with asyncio.timeout_at(deadline):
+                if not self._ready.is_set():
+                    await self._ready.wait()
+                channel = self._underlay
+                if channel is None:
+                    raise _Transient("no channel")
+                # wait=False: don't hold the channel lock until the socket has drained; the
+                # confirm awaited here is what tells us the broker has the message.
+                await channel.basic_publish(
+                    body,
+                    exchange=exchange,
+                    routing_key=routing_key,
+                    properties=properties,
+                    mandatory=True,
+                    wait=False,
+                )
         except aiormq.exceptions.PublishError:
             raise Unroutable() from None
         except (
-            aiormq.exceptions.DeliveryError,
             aiormq.exceptions.AMQPError,
             aiormq.exceptions.ChannelInvalidStateError,
             ConnectionError,

@@ -82,7 +82,7 @@ class Envelope(_Strict):
     urgency: Urgency = Urgency.NORMAL
     route: Route | None = None
     sender: str = Field(description="Keyed pseudonym of the provider address", max_length=100)
-    reply_handle: str = Field(description="Sealed (Fernet) address needed to answer")
+    reply_handle: str = Field(description="Sealed (AES-GCM) address needed to answer")
     location_hint: LocationHint | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

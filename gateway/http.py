@@ -130,7 +130,7 @@ async def webhook(request: web.Request) -> web.Response:
         return _error(413, "body_too_large", f"the request body exceeds {limit} bytes")
     raw = WebhookRequest(
         method=request.method,
-        url=_public_url(request),
+        url_factory=lambda: _public_url(request),
         headers=request.headers,
         body=body,
         content_type=request.content_type,
@@ -150,7 +150,7 @@ async def webhook(request: web.Request) -> web.Response:
             headers=rejection.headers or None,
             **extra,
         )
-    metrics_.received.labels(channel.kind).inc(len(accepted.messages))
+    metrics_.received_for(channel.kind).inc(len(accepted.messages))
     try:
         ids = await request.app[INGEST_KEY].accept(channel, accepted.messages)
     except PublishError as failure:

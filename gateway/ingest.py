@@ -138,6 +138,6 @@ class Ingest:
         else:
             self._recent.add(envelope.id)
             future.set_result(None)
-            self._metrics.published.labels(kind).inc()
+            self._metrics.published_for(kind).inc()
         finally:
             del self._in_flight[envelope.id]

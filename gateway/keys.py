@@ -1,22 +1,28 @@
 """Keyed pseudonyms and sealed reply handles, both derived from GATEWAY_SECRET_KEY.
 
 One secret feeds two independent keys through HKDF, so a leaked pseudonym key
-says nothing about the sealing key and the other way round.
+says nothing about the sealing key and the other way round. Reply handles are
+sealed with AES-256-GCM (authenticated: a changed byte fails to unseal) under a
+random 96-bit nonce: "g1." + base64url(nonce || ciphertext || tag).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
 import hmac
+import os
 import secrets
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MIN_SECRET_CHARS = 32
+SEAL_PREFIX = "g1."
+NONCE_BYTES = 12
 
 
 class SealError(Exception):
@@ -33,7 +39,7 @@ class Keyring:
             raise ValueError(f"GATEWAY_SECRET_KEY must be at least {MIN_SECRET_CHARS} characters")
         raw = secret.encode()
         self._pseudonym_key = _derive(raw, b"veilig-thuis-gateway/pseudonym/v1")
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(raw, b"veilig-thuis-gateway/seal/v1")))
+        self._aead = AESGCM(_derive(raw, b"veilig-thuis-gateway/seal/v1"))
 
     @staticmethod
     def generate_secret() -> str:
@@ -41,14 +47,21 @@ class Keyring:
 
     def pseudonym(self, address: str, *, prefix: str = "p_") -> str:
         """Stable per address and key; not reversible without the key."""
-        digest = hmac.new(self._pseudonym_key, address.encode(), hashlib.sha256).hexdigest()
-        return prefix + digest[:40]
+        digest = hmac.digest(self._pseudonym_key, address.encode(), "sha256")
+        return prefix + digest.hex()[:40]
 
     def seal(self, handle: dict[str, str]) -> str:
-        return self._fernet.encrypt(orjson.dumps(handle, option=orjson.OPT_SORT_KEYS)).decode()
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, orjson.dumps(handle, option=orjson.OPT_SORT_KEYS), None)
+        return SEAL_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
 
     def unseal(self, token: str) -> dict[str, str]:
         try:
-            return orjson.loads(self._fernet.decrypt(token.encode()))
-        except (InvalidToken, ValueError) as exc:
+            if not token.startswith(SEAL_PREFIX):
+                raise ValueError("unknown seal version")
+            data = token[len(SEAL_PREFIX) :]
+            raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+            plain = self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], None)
+            return orjson.loads(plain)
+        except (InvalidTag, ValueError, binascii.Error) as exc:
             raise SealError("reply handle could not be unsealed") from exc

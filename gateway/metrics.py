@@ -3,8 +3,17 @@ never a channel user's address, text or anything derived from them."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+disable_created_metrics()  # no *_created series: they double the output and nobody alerts on them
 
 PUBLISH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -70,6 +79,22 @@ class Metrics:
             "Broker connections (re)established",
             registry=r,
         )
+
+        self._published_children: dict[str, Counter] = {}
+        self._received_children: dict[str, Counter] = {}
+
+    # The hot path's counters, looked up once per channel kind rather than per message.
+    def published_for(self, channel_kind: str) -> Counter:
+        child = self._published_children.get(channel_kind)
+        if child is None:
+            child = self._published_children[channel_kind] = self.published.labels(channel_kind)
+        return child
+
+    def received_for(self, channel_kind: str) -> Counter:
+        child = self._received_children.get(channel_kind)
+        if child is None:
+            child = self._received_children[channel_kind] = self.received.labels(channel_kind)
+        return child
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

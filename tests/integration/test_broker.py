@@ -73,7 +73,7 @@ async def test_publish_then_consume_round_trip_with_all_properties(vhost, config
     assert got.timestamp == datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC).replace(tzinfo=None) or (
         got.timestamp.replace(tzinfo=UTC) == datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
     )
-    assert got.headers["channel-kind"] == "http-json"
+    assert got.headers["channel-kind"] == "http-json"  # headers pass through untouched
     assert not delivery.redelivered
 
 

@@ -1,0 +1,177 @@
+"""Shared by the benchmarks: a vhost of their own, processes, load and statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from yarl import URL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Vhost:
+    """A throw-away RabbitMQ vhost, so a benchmark never touches real queues."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.name = f"gw-bench-{uuid.uuid4().hex[:8]}"
+        self.url = base_url
+        self.created = False
+
+    def __enter__(self) -> Vhost:
+        if shutil.which("rabbitmqctl"):
+            self._ctl("add_vhost", self.name)
+            user = URL(self.base_url).user or "guest"
+            self._ctl("set_permissions", "-p", self.name, user, ".*", ".*", ".*")
+            self.url = str(URL(self.base_url).with_path("/" + self.name))
+            self.created = True
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.created:
+            self._ctl("delete_vhost", self.name)
+
+    @staticmethod
+    def _ctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: dict[str, str]
+    port: int
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+
+    def __enter__(self) -> Process:
+        # A file, not a pipe: an unread pipe fills up and blocks the process it measures.
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            self.args, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the process has used so far."""
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    async def wait_ready(self, limit: float = 60) -> None:
+        deadline = time.monotonic() + limit
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    where = f"; see {self.log_path}" if self.log_path else ""
+                    raise RuntimeError(f"{self.args[1:4]} exited{where}")
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"{self.args} never became ready")
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class LoadResult:
+    completed: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float] = field(repr=False)
+    cpu_us_per_request: float = float("nan")
+
+    @property
+    def throughput(self) -> float:
+        return self.completed / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def post_load(
+    url: str, make_request: callable, connections: int, duration: float, warmup: float
+) -> LoadResult:
+    """`connections` clients post back to back; only requests that start after warm-up count."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(10**9))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    measure_from = start + warmup
+    stop_at = measure_from + duration
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            nonlocal errors
+            while True:
+                began = loop.time()
+                if began >= stop_at:
+                    return
+                data, headers = make_request(next(counter))
+                try:
+                    async with session.post(url, data=data, headers=headers) as response:
+                        await response.read()
+                        ok = response.status < 300
+                except aiohttp.ClientError:
+                    ok = False
+                if began >= measure_from:
+                    if ok:
+                        latencies.append((loop.time() - began) * 1000)
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(client() for _ in range(connections)))
+    return LoadResult(len(latencies), errors, duration, latencies)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+PYTHON = sys.executable
