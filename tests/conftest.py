@@ -217,7 +217,9 @@ def free_port() -> int:
 class ServiceProcess:
     """`gateway run` as a real process, its logs in a file."""
 
-    def __init__(self, amqp_url: str | None, log_path: Path, **env: str) -> None:
+    def __init__(
+        self, amqp_url: str | None, log_path: Path, *, port_in_env: bool = False, **env: str
+    ) -> None:
         self.port = free_port()
         self.log_path = log_path
         self.base = f"http://127.0.0.1:{self.port}"
@@ -234,8 +236,13 @@ class ServiceProcess:
         if amqp_url:
             environ["GATEWAY_AMQP_URL"] = amqp_url
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        args = [sys.executable, "-m", "gateway.cli", "run"]
+        if port_in_env:
+            environ["GATEWAY_HTTP_PORT"] = str(self.port)
+        else:
+            args += ["--port", str(self.port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "run", "--port", str(self.port)],
+            args,
             env=environ,
             stdout=self._log,
             stderr=subprocess.STDOUT,

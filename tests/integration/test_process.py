@@ -158,3 +158,21 @@ async def test_logs_of_a_full_run_carry_no_content_or_address(vhost, config, tmp
     for what, secret in {**SECRETS, "token": TEST_TOKEN, "secret key": TEST_SECRET}.items():
         assert secret not in logs, f"the logs contain the {what}"
     assert "87654321" not in logs and "Mijn-vriend" not in logs
+
+
+async def test_without_a_broker_url_it_runs_embedded_and_says_so_loudly(tmp_path) -> None:
+    service = ServiceProcess(None, tmp_path / "service.log", port_in_env=True, GATEWAY_SECRET_KEY="")
+    try:
+        await service.wait_ready()
+        async with aiohttp.ClientSession(base_url=service.base) as session:
+            body = {"message_id": "e-1", "sender": "s", "text": "hallo"}
+            async with session.post(
+                f"/channels/{HTTP_JSON_CHANNEL}/webhook", json=body, headers=auth()
+            ) as response:
+                assert response.status == 202
+    finally:
+        assert service.stop() == 0
+    records = [json.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
+    warnings = {r["event"]: r for r in records if r["level"] == "warning"}
+    assert "keeps NOTHING across a restart" in warnings["embedded_broker"]["detail"]
+    assert "GATEWAY_SECRET_KEY is not set" in warnings["ephemeral_secret_key"]["detail"]

@@ -1,0 +1,66 @@
+"""The HTTP skeleton on the embedded broker: health, readiness, metrics, errors."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import HTTP_JSON_CHANNEL, auth
+
+WEBHOOK = f"/channels/{HTTP_JSON_CHANNEL}/webhook"
+
+
+async def test_health_and_readiness(embedded_service) -> None:
+    _, client = embedded_service
+    assert (await client.get("/healthz")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    assert await ready.json() == {
+        "status": "ready",
+        "checks": {"config": True, "broker": True, "topology": True},
+    }
+
+
+async def test_unknown_paths_and_methods_answer_json_errors(embedded_service) -> None:
+    _, client = embedded_service
+    missing = await client.get("/nope")
+    assert missing.status == 404 and (await missing.json())["error"] == "not_found"
+    wrong_method = await client.delete("/healthz")
+    assert wrong_method.status == 405
+
+
+async def test_metrics_count_by_channel_kind_and_reason_only(embedded_service) -> None:
+    service, client = embedded_service
+    good = {"message_id": "m-1", "sender": "+31612345678", "text": "hallo"}
+    assert (await client.post(WEBHOOK, json=good, headers=auth())).status == 202
+    assert (await client.post(WEBHOOK, json=good, headers=auth())).status == 202
+    assert (await client.post(WEBHOOK, data=b"{", headers=auth())).status == 400
+    assert (await client.post(WEBHOOK, json=good, headers=auth("wrong"))).status == 401
+    assert (await client.post("/channels/+31612345678/webhook", json=good)).status == 404
+    text = await (await client.get("/metrics")).text()
+    assert 'gateway_messages_received_total{channel_kind="http-json"} 2.0' in text
+    assert 'gateway_messages_published_total{channel_kind="http-json"} 1.0' in text
+    assert 'gateway_duplicates_suppressed_total{channel_kind="http-json"} 1.0' in text
+    assert 'gateway_messages_rejected_total{channel_kind="http-json",reason="malformed_json"} 1.0' in text
+    assert 'gateway_messages_rejected_total{channel_kind="http-json",reason="wrong_token"} 1.0' in text
+    assert 'gateway_messages_rejected_total{channel_kind="unknown",reason="unknown_channel"} 1.0' in text
+    assert "gateway_publish_latency_seconds_bucket" in text
+    assert "gateway_broker_connected 1.0" in text
+    labels = set(re.findall(r'(\w+)="', text))
+    assert labels <= {"channel_kind", "reason", "exchange", "le"}, labels
+    assert "612345678" not in text
+    assert service.metrics.published_for("http-json") is service.metrics.published_for("http-json")
+
+
+async def test_webhook_reply_is_json_with_the_envelope_ids(embedded_service) -> None:
+    service, client = embedded_service
+    response = await client.post(
+        WEBHOOK, json={"message_id": "m-2", "sender": "s", "text": "hallo"}, headers=auth()
+    )
+    payload = await response.json()
+    assert response.status == 202 and payload["status"] == "accepted"
+    [queued] = [
+        m
+        for q in ("gw.inbound.0", "gw.inbound.1", "gw.inbound.2", "gw.inbound.3")
+        for m in service.broker.drain(q)
+    ]
+    assert payload["ids"] == [queued.message_id]
