@@ -9,13 +9,14 @@ import socket
 import statistics
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from yarl import URL
+
+from gateway.probe import wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,21 +92,11 @@ class Process:
         return float("nan")
 
     async def wait_ready(self, limit: float = 60) -> None:
-        deadline = time.monotonic() + limit
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    where = f"; see {self.log_path}" if self.log_path else ""
-                    raise RuntimeError(f"{self.args[1:4]} exited{where}")
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError(f"{self.args} never became ready")
+        assert self.process is not None
+        try:
+            await wait_until_ready(f"http://127.0.0.1:{self.port}", self.process, limit)
+        except RuntimeError:
+            raise RuntimeError(f"{self.args[1:4]} exited; see {self.log_path}") from None
 
 
 def python_env(**extra: str) -> dict[str, str]:

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from gateway.config import Config, load_config
+from gateway.probe import wait_until_ready
 from gateway.service import Service, build_service, topology_for
 from gateway.settings import Settings
 
@@ -250,22 +251,10 @@ class ServiceProcess:
         )
 
     async def wait_ready(self, limit: float = 30.0) -> None:
-        import aiohttp
-
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
-        async with aiohttp.ClientSession() as session:
-            while loop.time() < deadline:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"service exited early: {self.logs()[-2000:]}")
-                try:
-                    async with session.get(f"{self.base}/readyz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise TimeoutError("service never became ready")
+        try:
+            await wait_until_ready(self.base, self.process, limit)
+        except RuntimeError:
+            raise RuntimeError(f"service exited early: {self.logs()[-2000:]}") from None
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -245,3 +245,25 @@ async def test_connections_closed_mid_run_lose_nothing(rabbit_service, vhost) ->
     )
     assert not missing, f"{len(missing)} messages answered 202 are not in the queue"
     assert service.metrics.broker_reconnects._value.get() >= 2
+
+
+async def test_consumers_are_reattached_after_the_broker_closes_the_link(vhost, config) -> None:
+    vhost_name, url = vhost
+    await purge_all(url, config)
+    broker = await started_broker(url, config)
+    received: asyncio.Queue[str] = asyncio.Queue()
+
+    async def handler(delivery: Delivery) -> None:
+        await delivery.ack()
+        await received.put(delivery.message.message_id)
+
+    try:
+        await broker.consume("gw.region.zeeland.normal", handler)
+        await broker.publish("gw.region", "zeeland.normal", message(10))
+        assert await asyncio.wait_for(received.get(), 10) == "id-10"
+        await asyncio.to_thread(rabbitmqctl, "close_all_connections", "--vhost", vhost_name, "test")
+        await broker.publish("gw.region", "zeeland.normal", message(11))  # waits for the new link
+        assert await asyncio.wait_for(received.get(), 10) == "id-11"
+        assert broker.ready
+    finally:
+        await broker.close()
