@@ -107,6 +107,52 @@ async def _declare(url: str, topology, described: dict) -> int:  # type: ignore[
     return 1
 
 
+def _schedule(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from gateway.config import NATIONAL
+    from gateway.schedules import AMSTERDAM, resolve, state_at
+
+    try:
+        config = load_config(args.config or settings.config_dir)
+    except ConfigError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return 1
+    if args.region == NATIONAL:
+        schedule_name = config.national.schedule
+    elif args.region in config.regions:
+        schedule_name = config.regions[args.region].schedule
+    else:
+        print(f"unknown region {args.region!r}; known: {', '.join(config.team_codes)}", file=sys.stderr)
+        return 2
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            print("--at takes an ISO 8601 time, e.g. 2025-11-21T16:59:59+01:00", file=sys.stderr)
+            return 2
+        at = at.replace(tzinfo=AMSTERDAM) if at.tzinfo is None else at
+    else:
+        at = datetime.now(UTC)
+    state = state_at(resolve(schedule_name, config.schedules), at)
+    next_change = state.next_change.astimezone(AMSTERDAM).isoformat() if state.next_change else None
+    result = {
+        "region": args.region,
+        "schedule": schedule_name,
+        "at": at.astimezone(AMSTERDAM).isoformat(),
+        "open": state.open,
+        "reason": state.reason,
+        "next_change": next_change,
+    }
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        word = "OPEN" if state.open else "CLOSED"
+        print(f"{args.region} ({schedule_name}) at {result['at']}: {word} ({state.reason})")
+        print(f"next change: {next_change or 'never'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="The Veilig Thuis messaging gateway")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     topology.add_argument("--config", help="configuration directory")
     topology.add_argument("--dry-run", action="store_true", help="print it, declare nothing")
     topology.set_defaults(func=_topology)
+
+    schedule = commands.add_parser("schedule", help="show a region's schedule state and next change")
+    schedule.add_argument("region", help="a region code from the configuration, or 'national'")
+    schedule.add_argument("--at", help="ISO 8601 time (local Amsterdam time if no offset); default now")
+    schedule.add_argument("--json", action="store_true", help="print one JSON object")
+    schedule.add_argument("--config", help="configuration directory")
+    schedule.set_defaults(func=_schedule)
     return parser
 
 
