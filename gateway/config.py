@@ -114,10 +114,16 @@ class SchedulesFile(_Model):
     schedules: dict[Code, Schedule]
 
 
+Policy = Literal["hold", "overflow"]
+
+
 class Region(_Model):
     code: Code
     name: str = Field(min_length=1, max_length=120)
     schedule: Code
+    closed_policy: dict[str, Policy] = Field(
+        default_factory=dict, description="per channel kind, or 'default'; overrides routing.yaml"
+    )
     municipalities: list[str] = Field(default_factory=list)
     postcode_ranges: list[Annotated[str, Field(pattern=r"^[1-9][0-9]{3}-[1-9][0-9]{3}$")]] = Field(
         default_factory=list
@@ -132,6 +138,23 @@ class NationalTeam(_Model):
 class RegionsFile(_Model):
     national: NationalTeam
     regions: list[Region]
+
+
+class RoutingFile(_Model):
+    closed_policy: dict[str, Policy] = Field(default_factory=lambda: {"default": "hold"})
+    acute_phrases: list[Annotated[str, Field(min_length=2, max_length=80)]] = Field(default_factory=list)
+    auto_reply: dict[Literal["nl", "en"], Annotated[str, Field(min_length=10, max_length=1000)]]
+
+    @model_validator(mode="after")
+    def _complete(self) -> RoutingFile:
+        if "default" not in self.closed_policy:
+            raise ValueError("closed_policy needs a 'default'")
+        if set(self.auto_reply) != {"nl", "en"}:
+            raise ValueError("auto_reply needs both 'nl' and 'en'")
+        for language, text in self.auto_reply.items():
+            if "{next_open}" not in text:
+                raise ValueError(f"auto_reply.{language} must name {{next_open}}")
+        return self
 
 
 class BrokerSettings(_Model):
@@ -158,6 +181,9 @@ class ChannelFile(_Model):
     )
     language: Literal["nl", "en"] = "nl"
     description: str = ""
+    auto_reply: bool = Field(
+        default=True, description="false: never send an after-hours auto-reply (someone else may read)"
+    )
     texts: dict[str, str] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
 
@@ -175,6 +201,7 @@ class Channel:
     secrets: dict[str, str]
     missing_secrets: tuple[str, ...]
     source: Path
+    auto_reply: bool = True
 
     @property
     def usable(self) -> bool:
@@ -189,6 +216,7 @@ class Config:
     regions: dict[str, Region]
     schedules: dict[str, Schedule]
     channels: dict[str, Channel]
+    routing: RoutingFile
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -297,6 +325,7 @@ def _load_channel(path: Path, root: Path, regions: set[str], problems: list[Prob
         secrets=secrets,
         missing_secrets=tuple(missing),
         source=path,
+        auto_reply=channel.auto_reply,
     )
 
 
@@ -322,6 +351,14 @@ def load_config(directory: str | Path) -> Config:
         "schedules.yaml",
         problems,
     )
+    routing = _validate(
+        RoutingFile, _read_yaml(root / "routing.yaml", root, problems), "routing.yaml", problems
+    )
+    policy_keys = {"default", *registry.names()}
+    if routing:
+        for key in routing.closed_policy:
+            if key not in policy_keys:
+                problems.append(Problem("routing.yaml", f"closed_policy.{key}", "not a channel kind"))
     schedules = schedules_file.schedules if schedules_file else {}
     for name, schedule in schedules.items():
         if schedule.extends is not None and schedule.extends not in schedules:
@@ -342,6 +379,11 @@ def load_config(directory: str | Path) -> Config:
                 problems.append(Problem("regions.yaml", f"{where}.code", "duplicate region code"))
             if schedules_file and region.schedule not in schedules:
                 problems.append(Problem("regions.yaml", f"{where}.schedule", "unknown schedule"))
+            for key in region.closed_policy:
+                if key not in policy_keys:
+                    problems.append(
+                        Problem("regions.yaml", f"{where}.closed_policy.{key}", "not a channel kind")
+                    )
             regions[region.code] = region
         seen: dict[str, str] = {}
         for region in regions_file.regions:
@@ -368,7 +410,7 @@ def load_config(directory: str | Path) -> Config:
                 problems.append(Problem(str(path.relative_to(root)), "id", "duplicate channel id"))
             channels[channel.id] = channel
 
-    if problems or service is None or national is None:
+    if problems or service is None or national is None or routing is None:
         raise ConfigError(problems)
     warnings = tuple(
         f"channels/{c.source.name}: credentials not set in the environment "
@@ -383,6 +425,7 @@ def load_config(directory: str | Path) -> Config:
         regions=regions,
         schedules=dict(schedules),
         channels=channels,
+        routing=routing,
         warnings=warnings,
     )
 

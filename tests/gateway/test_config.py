@@ -146,6 +146,36 @@ BROKEN = [
         "broker.inbound_shards",
     ),
     ("missing regions file", lambda root: (root / "regions.yaml").unlink(), "regions.yaml", ""),
+    (
+        "auto-reply without next opening",
+        _edit_yaml("routing.yaml", lambda d: d["auto_reply"].update(nl="Wij zijn gesloten, bel 0800-2000.")),
+        "routing.yaml",
+        "",
+    ),
+    (
+        "unknown policy",
+        _edit_yaml("routing.yaml", lambda d: d["closed_policy"].update(default="drop")),
+        "routing.yaml",
+        "closed_policy.default",
+    ),
+    (
+        "policy for an unknown kind",
+        _edit_yaml("routing.yaml", lambda d: d["closed_policy"].update(pigeon="hold")),
+        "routing.yaml",
+        "closed_policy.pigeon",
+    ),
+    (
+        "region policy for an unknown kind",
+        _edit_yaml("regions.yaml", lambda d: d["regions"][2].update(closed_policy={"fax": "hold"})),
+        "regions.yaml",
+        "regions[2].closed_policy.fax",
+    ),
+    (
+        "bad postcode range",
+        _edit_yaml("regions.yaml", lambda d: d["regions"][2].update(postcode_ranges=["12-34"])),
+        "regions.yaml",
+        "regions[2].postcode_ranges[0]",
+    ),
 ]
 
 
