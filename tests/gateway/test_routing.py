@@ -106,7 +106,8 @@ def test_routing_decision(state, urgency, policy, allowed, team, key, after, rep
     ("region", "kind", "policy"),
     [
         ("zuidoost-brabant", "http-json", "hold"),  # routing.yaml default
-        ("zuidoost-brabant", "whatsapp", "overflow"),  # routing.yaml per kind
+        ("zuid-limburg", "http-json", "overflow"),  # the region's own rule for this kind
+        ("zuid-limburg", "sms", "hold"),  # ... and routing.yaml's default for others
         ("amsterdam-amstelland", "http-json", "overflow"),  # the region's own default
         ("national", "sms", "hold"),
     ],
