@@ -76,6 +76,29 @@ class Delivery(Protocol):
 Handler = Callable[[Delivery], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Publish:
+    exchange: str
+    routing_key: str
+    message: Message
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch handler wants done, atomically: publish these, dead-letter those
+    deliveries, ack the rest. `committed` runs once the broker committed it all;
+    `aborted` when it did not."""
+
+    publishes: list[Publish] = field(default_factory=list)
+    dead: list[Delivery] = field(default_factory=list)
+    committed: Callable[[], Awaitable[None]] | None = None
+    aborted: Callable[[], Awaitable[None]] | None = None
+
+
+BatchHandler = Callable[[list[Delivery]], Awaitable[BatchOutcome]]
+HANDLER_RETRY_MAX_SECONDS = 10.0
+
+
 class Broker(Protocol):
     @property
     def ready(self) -> bool: ...
@@ -91,6 +114,11 @@ class Broker(Protocol):
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None: ...
 
+    async def consume_batches(self, queue: str, handler: BatchHandler, *, batch_size: int = 64) -> None:
+        """Hand the queue's messages to `handler` in order, in batches; the outcome of a
+        batch (publishes, acks, dead-letters) is applied atomically."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -99,6 +127,25 @@ class _Consumer:
     queue: str
     handler: Handler
     prefetch: int
+
+
+@dataclass
+class _BatchConsumer:
+    queue: str
+    handler: BatchHandler
+    batch_size: int
+
+
+def amqp_properties(message: Message) -> spec.Basic.Properties:
+    return spec.Basic.Properties(
+        content_type=message.content_type,
+        delivery_mode=2,  # persistent
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        timestamp=message.timestamp,
+        message_type=message.type,
+        headers=dict(message.headers) or None,
+    )
 
 
 class _AmqpDelivery:
@@ -157,6 +204,8 @@ class AmqpBroker:
         self._name = name
         self._heartbeat = heartbeat
         self._consumers: list[_Consumer] = []
+        self._batch_consumers: list[_BatchConsumer] = []
+        self._batch_tasks: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -237,6 +286,8 @@ class AmqpBroker:
         self._underlay = await channel.get_underlay_channel()
         for consumer in self._consumers:
             await self._attach(connection, consumer)
+        for batch_consumer in self._batch_consumers:
+            await self._attach_batches(connection, batch_consumer)
         if lost.is_set():
             return
         self._set_ready(True)
@@ -262,6 +313,88 @@ class AmqpBroker:
 
         await queue.consume(on_message)
 
+    async def consume_batches(self, queue: str, handler: BatchHandler, *, batch_size: int = 64) -> None:
+        consumer = _BatchConsumer(queue, handler, batch_size)
+        self._batch_consumers.append(consumer)
+        if self._connection is not None and self.ready:
+            await self._attach_batches(self._connection, consumer)
+
+    async def _attach_batches(self, connection: AbstractConnection, consumer: _BatchConsumer) -> None:
+        """A channel in AMQP transaction mode: a batch's publishes and acks are committed
+        together, so a process killed mid-batch leaves neither behind."""
+        channel = await connection.channel(publisher_confirms=False)
+        lost = self._lost
+        channel.close_callbacks.add(lambda *_: lost.set())
+        await channel.set_qos(prefetch_count=consumer.batch_size)
+        underlay = await channel.get_underlay_channel()
+        await underlay.tx_select()
+        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+        async def on_message(incoming: AbstractIncomingMessage) -> None:
+            inbox.put_nowait(incoming)
+
+        queue = await channel.get_queue(consumer.queue, ensure=False)
+        await queue.consume(on_message)
+        task = asyncio.create_task(self._run_batches(underlay, inbox, consumer, lost))
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
+
+    async def _run_batches(
+        self,
+        underlay: aiormq.abc.AbstractChannel,
+        inbox: asyncio.Queue[AbstractIncomingMessage],
+        consumer: _BatchConsumer,
+        lost: asyncio.Event,
+    ) -> None:
+        while not lost.is_set():
+            batch = [await inbox.get()]
+            while len(batch) < consumer.batch_size and not inbox.empty():
+                batch.append(inbox.get_nowait())
+            deliveries = [_AmqpDelivery(incoming) for incoming in batch]
+            outcome = await self._handle_batch(consumer, deliveries, lost)
+            if outcome is None:
+                return
+            finished = False
+            try:
+                for publish in outcome.publishes:
+                    await underlay.basic_publish(
+                        publish.message.body,
+                        exchange=publish.exchange,
+                        routing_key=publish.routing_key,
+                        properties=amqp_properties(publish.message),
+                        wait=False,
+                    )
+                dead = {id(d) for d in outcome.dead}
+                for delivery in deliveries:
+                    await delivery.reject(requeue=False) if id(delivery) in dead else await delivery.ack()
+                await underlay.tx_commit()
+                finished = True
+            except Exception as exc:
+                log.warning("batch_not_committed", queue=consumer.queue, error=type(exc).__name__)
+                lost.set()  # the broker discards the open transaction; the batch comes back
+                return
+            finally:
+                # Also on cancellation (shutdown): never leave the handler's own transaction open.
+                if not finished and outcome.aborted:
+                    await outcome.aborted()
+            if outcome.committed:
+                await outcome.committed()
+
+    async def _handle_batch(
+        self, consumer: _BatchConsumer, deliveries: list[Delivery], lost: asyncio.Event
+    ) -> BatchOutcome | None:
+        """Retry the handler on the same batch (still unacked) until it succeeds: a database
+        outage must not push messages over the delivery limit into gw.dead."""
+        backoff = 0.1
+        while not lost.is_set():
+            try:
+                return await consumer.handler(deliveries)
+            except Exception as exc:
+                log.error("batch_handler_failed", queue=consumer.queue, error=type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, HANDLER_RETRY_MAX_SECONDS)
+        return None
+
     def _set_ready(self, ready: bool) -> None:
         if ready:
             self._ready.set()
@@ -271,6 +404,12 @@ class AmqpBroker:
             self._metrics.broker_connected.set(1 if ready else 0)
 
     async def _drop_connection(self) -> None:
+        # Wait for the batch workers to unwind (they abort their own transactions) before
+        # anything else closes under them.
+        tasks = list(self._batch_tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         connection, self._connection = self._connection, None
         self._underlay = None
         if connection is not None and not connection.is_closed:
@@ -281,15 +420,7 @@ class AmqpBroker:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._publish_timeout
-        properties = spec.Basic.Properties(
-            content_type=message.content_type,
-            delivery_mode=2,  # persistent
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            timestamp=message.timestamp,
-            message_type=message.type,
-            headers=dict(message.headers) or None,
-        )
+        properties = amqp_properties(message)
         try:
             try:
                 await self._publish_once(exchange, routing_key, message.body, properties, deadline)
@@ -374,7 +505,7 @@ async def declare_topology(connection: AbstractConnection, topology: Topology) -
         exchanges = {}
         for exchange in topology.exchanges:
             exchanges[exchange.name] = await channel.declare_exchange(
-                exchange.name, exchange.type, durable=True
+                exchange.name, exchange.type, durable=True, arguments=exchange.arguments or None
             )
         queues = {}
         for queue in topology.queues:

@@ -16,13 +16,14 @@ from gateway.settings import Settings
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     import uvloop
 
-    from gateway.service import build_service, serve
+    from gateway.service import ROLES, build_service, serve
 
     if args.config:
         settings = Settings(**{**settings.__dict__, "config_dir": args.config})
     configure_logging(settings.log_level)
+    roles = frozenset(args.role or ROLES)
     try:
-        service = build_service(settings)
+        service = build_service(settings, roles=roles)
     except ConfigError as exc:
         print(f"invalid configuration in {settings.config_dir}:\n{exc}", file=sys.stderr)
         return 2
@@ -161,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="HTTP port (overrides GATEWAY_HTTP_PORT)")
     run.add_argument("--host", help="address to listen on (default GATEWAY_HTTP_HOST or 127.0.0.1)")
     run.add_argument("--config", help="configuration directory (overrides GATEWAY_CONFIG)")
+    run.add_argument(
+        "--role",
+        action="append",
+        choices=["ingest", "router"],
+        help="run only this role (repeatable); default: every role in one process",
+    )
     run.set_defaults(func=_run)
 
     check = commands.add_parser("check-config", help="validate a configuration directory")

@@ -5,13 +5,18 @@ restart; production and the integration tests use RabbitMQ."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 
 import structlog
 
-from gateway.broker import Handler, Message, Unroutable
+from gateway.broker import (
+    HANDLER_RETRY_MAX_SECONDS,
+    BatchHandler,
+    Handler,
+    Message,
+    Unroutable,
+)
 from gateway.metrics import Metrics
 from gateway.topology import Topology
 
@@ -65,6 +70,7 @@ class EmbeddedBroker:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
         self._exchanges: dict[str, str] = {}
+        self._alternates: dict[str, str] = {}
         self._bindings: dict[str, list[tuple[str, str]]] = {}
         self._queues: dict[str, _Queue] = {}
         self._ready = False
@@ -80,6 +86,8 @@ class EmbeddedBroker:
     async def start(self, topology: Topology, *, declare: bool = True) -> None:
         for exchange in topology.exchanges:
             self._exchanges[exchange.name] = exchange.type
+            if "alternate-exchange" in exchange.arguments:
+                self._alternates[exchange.name] = exchange.arguments["alternate-exchange"]
             self._bindings.setdefault(exchange.name, [])
         for queue in topology.queues:
             args = queue.arguments
@@ -113,6 +121,8 @@ class EmbeddedBroker:
                 or (kind == "topic" and topic_matches(pattern, routing_key))
             ) and queue_name not in names:
                 names.append(queue_name)
+        if not names and exchange in self._alternates:
+            return self._route(self._alternates[exchange], routing_key)
         return [self._queues[n] for n in names]
 
     async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
@@ -174,6 +184,39 @@ class EmbeddedBroker:
                 log.error("consumer_failed", queue=queue.name, error=type(exc).__name__)
                 await delivery.reject(requeue=True)
 
+    async def consume_batches(self, queue: str, handler: BatchHandler, *, batch_size: int = 64) -> None:
+        target = self._queues[queue]
+        if target.single_active and target.consumers:
+            return
+        target.consumers.append(asyncio.create_task(self._dispatch_batches(target, handler, batch_size)))
+
+    async def _dispatch_batches(self, queue: _Queue, handler: BatchHandler, batch_size: int) -> None:
+        while True:
+            while not queue.messages:
+                queue.available.clear()
+                await queue.available.wait()
+            taken = [queue.messages.popleft() for _ in range(min(batch_size, len(queue.messages)))]
+            deliveries = [_EmbeddedDelivery(self, queue, m, count) for m, count in taken]
+            backoff = 0.1
+            while True:
+                try:
+                    outcome = await handler(deliveries)
+                    break
+                except Exception as exc:
+                    log.error("batch_handler_failed", queue=queue.name, error=type(exc).__name__)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, HANDLER_RETRY_MAX_SECONDS)
+            for publish in outcome.publishes:
+                await self.publish(publish.exchange, publish.routing_key, publish.message)
+            dead = {id(d) for d in outcome.dead}
+            for delivery in deliveries:
+                if id(delivery) in dead:
+                    await delivery.reject(requeue=False)
+                else:
+                    await delivery.ack()
+            if outcome.committed:
+                await outcome.committed()
+
     def depth(self, queue: str) -> int:
         return len(self._queues[queue].messages)
 
@@ -188,6 +231,5 @@ class EmbeddedBroker:
         for queue in self._queues.values():
             for task in queue.consumers:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.gather(*queue.consumers, return_exceptions=True)
             queue.consumers.clear()

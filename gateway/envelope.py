@@ -95,6 +95,39 @@ class Envelope(_Strict):
         return cls.model_validate_json(data)
 
 
+OUTBOUND_SCHEMA_VERSION = "gateway.outbound.v1"
+
+
+class OutboundMessage(_Strict):
+    """A reply to a person, published to gw.outbound (routing key "<kind>.<instance>")."""
+
+    schema_: Literal["gateway.outbound.v1"] = Field(default=OUTBOUND_SCHEMA_VERSION, alias="schema")
+    id: str = Field(description="Stable: a republished reply keeps its id, so it is sent once")
+    conversation_id: str = Field(max_length=100)
+    channel: ChannelRef
+    reply_handle: str = Field(description="The sealed address from the envelope")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    origin: Literal["auto_reply", "counsellor"]
+    in_reply_to: str | None = Field(default=None, description="The envelope id answered")
+    created_at: UtcDatetime
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> OutboundMessage:
+        return cls.model_validate_json(data)
+
+
+def auto_reply_id(conversation_id: str, period_end: datetime) -> str:
+    """One auto-reply per conversation and closed period: the same inputs, the same id."""
+    return str(
+        uuid.uuid5(ENVELOPE_ID_NAMESPACE, f"auto-reply\x1f{conversation_id}\x1f{period_end.isoformat()}")
+    )
+
+
 def envelope_id(channel_instance: str, provider_message_id: str) -> str:
     """The same provider message (a webhook retry) always gets the same id."""
     return str(uuid.uuid5(ENVELOPE_ID_NAMESPACE, f"{channel_instance}\x1f{provider_message_id}"))
@@ -104,15 +137,18 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def json_schema() -> dict:
-    schema = Envelope.model_json_schema(by_alias=True, mode="serialization")
+def json_schema(model: type[BaseModel] = Envelope) -> dict:
+    schema = model.model_json_schema(by_alias=True, mode="serialization")
+    name = "envelope-v1" if model is Envelope else "outbound-v1"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://veiligthuis.example/schemas/envelope-v1.json"
-    schema["title"] = "Veilig Thuis gateway envelope, version 1"
+    schema["$id"] = f"https://veiligthuis.example/schemas/{name}.json"
+    schema["title"] = f"Veilig Thuis gateway {name.replace('-v', ' message, version ')}"
     return schema
 
 
-if __name__ == "__main__":  # regenerate: python -m gateway.envelope > schemas/envelope-v1.json
+if __name__ == "__main__":  # regenerate: python -m gateway.envelope [outbound] > schemas/<name>-v1.json
     import json
+    import sys
 
-    print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+    model = OutboundMessage if sys.argv[1:] == ["outbound"] else Envelope
+    print(json.dumps(json_schema(model), indent=2, ensure_ascii=False))

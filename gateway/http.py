@@ -22,6 +22,7 @@ CONFIG_KEY = web.AppKey("config", Config)
 BROKER_KEY = web.AppKey("broker", Broker)
 INGEST_KEY = web.AppKey("ingest", Ingest)
 METRICS_KEY = web.AppKey("metrics", Metrics)
+STORE_KEY = web.AppKey("store", object)
 
 
 def _json(status: int, payload: dict, headers: dict[str, str] | None = None) -> web.Response:
@@ -77,6 +78,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     broker = request.app[BROKER_KEY]
     checks = {"config": True, "broker": broker.ready, "topology": broker.ready}
+    store = request.app.get(STORE_KEY)
+    if store is not None:
+        checks["database"] = bool(store.ready)  # type: ignore[attr-defined]
     ready = all(checks.values())
     return _json(200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks})
 
@@ -169,7 +173,15 @@ async def webhook(request: web.Request) -> web.Response:
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 
-def create_app(config: Config, broker: Broker, ingest: Ingest, metrics_: Metrics) -> web.Application:
+def create_app(
+    config: Config,
+    broker: Broker,
+    ingest: Ingest,
+    metrics_: Metrics,
+    *,
+    webhooks: bool = True,
+    store: object | None = None,
+) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=config.service.http.max_body_bytes)
     app[CONFIG_KEY] = config
     app[BROKER_KEY] = broker
@@ -179,5 +191,8 @@ def create_app(config: Config, broker: Broker, ingest: Ingest, metrics_: Metrics
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    app.router.add_post("/channels/{channel_id}/webhook", webhook)
+    if store is not None:
+        app[STORE_KEY] = store
+    if webhooks:
+        app.router.add_post("/channels/{channel_id}/webhook", webhook)
     return app

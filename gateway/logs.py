@@ -157,5 +157,5 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # These libraries log message bodies at DEBUG; never let that through.
-    for noisy in ("aio_pika", "aiormq", "aiohttp.access"):
+    for noisy in ("aio_pika", "aiormq", "aiohttp.access", "aiosqlite", "asyncpg", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

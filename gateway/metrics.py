@@ -80,6 +80,22 @@ class Metrics:
             registry=r,
         )
 
+        self.routed = Counter(
+            "gateway_messages_routed",
+            "Messages the router put in a team's queue, per team and decision (open/hold/overflow/acute)",
+            ["team", "decision"],
+            registry=r,
+        )
+        self.auto_replies = Counter(
+            "gateway_auto_replies",
+            "After-hours auto-replies published",
+            registry=r,
+        )
+        self.unreadable = Counter(
+            "gateway_unreadable_messages",
+            "Inbound messages that were not a valid envelope (dead-lettered)",
+            registry=r,
+        )
         self._published_children: dict[str, Counter] = {}
         self._received_children: dict[str, Counter] = {}
 

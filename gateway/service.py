@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import structlog
 from aiohttp import web
@@ -17,10 +19,22 @@ from gateway.http import create_app
 from gateway.ingest import Ingest
 from gateway.keys import Keyring
 from gateway.metrics import Metrics
+from gateway.router import Router
 from gateway.settings import Settings
+from gateway.store import Store
 from gateway.topology import Topology, build_topology
 
 log = structlog.get_logger("gateway.service")
+
+ROLES = ("ingest", "router")  # the outbound and desk roles come with their issues
+
+
+def make_clock(fake_time: datetime | None) -> Callable[[], datetime]:
+    """The real clock, or one that started at GATEWAY_FAKE_TIME and runs on from there."""
+    if fake_time is None:
+        return lambda: datetime.now(UTC)
+    offset = fake_time - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
 
 
 def topology_for(config: Config) -> Topology:
@@ -45,9 +59,17 @@ class Service:
     metrics: Metrics
     broker: Broker
     app: web.Application
+    roles: frozenset[str]
+    store: Store | None = None
+    router: Router | None = None
 
 
-def build_service(settings: Settings, config: Config | None = None) -> Service:
+def build_service(
+    settings: Settings, config: Config | None = None, roles: frozenset[str] = frozenset(ROLES)
+) -> Service:
+    unknown = roles - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"roles must be among {', '.join(ROLES)}")
     config = config or load_config(settings.config_dir)
     metrics = Metrics()
     if settings.secret_key is None:
@@ -59,7 +81,10 @@ def build_service(settings: Settings, config: Config | None = None) -> Service:
     keyring = Keyring(settings.secret_key or Keyring.generate_secret())
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
-    app = create_app(config, broker, ingest, metrics)
+    store = Store(settings.database_url) if "router" in roles else None
+    clock = make_clock(settings.fake_time)
+    router = Router(config, broker, store, metrics, clock) if store is not None else None
+    app = create_app(config, broker, ingest, metrics, webhooks="ingest" in roles, store=store)
     topology = topology_for(config)
 
     async def start_broker(_: web.Application) -> None:
@@ -69,16 +94,33 @@ def build_service(settings: Settings, config: Config | None = None) -> Service:
                 detail="GATEWAY_AMQP_URL is not set: using the EMBEDDED IN-PROCESS BROKER. "
                 "It keeps NOTHING across a restart. Use RabbitMQ in production.",
             )
+        if settings.fake_time is not None:
+            log.warning(
+                "fake_time", detail="GATEWAY_FAKE_TIME is set: schedules use a shifted clock. For tests only."
+            )
+        if store is not None:
+            if store.embedded:
+                log.warning(
+                    "embedded_store",
+                    detail="GATEWAY_DATABASE_URL is not set: router state "
+                    "lives in an in-memory SQLite database and is lost on restart",
+                )
+            await store.start()
         await broker.start(topology)
+        if router is not None:
+            await router.start()
+        log.info("roles", roles=sorted(roles))
 
     async def close_broker(_: web.Application) -> None:
         await broker.close()
+        if store is not None:
+            await store.close()
 
     app.on_startup.append(start_broker)
     app.on_cleanup.append(close_broker)
     for warning in config.warnings:
         log.warning("config_warning", detail=warning)
-    return Service(settings, config, metrics, broker, app)
+    return Service(settings, config, metrics, broker, app, frozenset(roles), store, router)
 
 
 async def serve(service: Service, host: str, port: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class Settings:
     http_host: str
     secret_key: str | None
     log_level: str
+    database_url: str | None = None
+    fake_time: datetime | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -21,7 +24,17 @@ class Settings:
         port = env.get("GATEWAY_HTTP_PORT", "8080")
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("GATEWAY_HTTP_PORT must be a port number (1-65535)")
+        fake_time = None
+        if env.get("GATEWAY_FAKE_TIME"):
+            try:
+                fake_time = datetime.fromisoformat(env["GATEWAY_FAKE_TIME"])
+            except ValueError:
+                raise ValueError("GATEWAY_FAKE_TIME must be an ISO 8601 time with an offset") from None
+            if fake_time.tzinfo is None:
+                raise ValueError("GATEWAY_FAKE_TIME must carry an offset, e.g. 2025-11-21T18:00:00+01:00")
         return cls(
+            database_url=env.get("GATEWAY_DATABASE_URL") or None,
+            fake_time=fake_time,
             amqp_url=env.get("GATEWAY_AMQP_URL") or None,
             config_dir=env.get("GATEWAY_CONFIG", "config/"),
             http_port=int(port),

@@ -5,6 +5,11 @@
                           --"<code>.normal"-->  gw.region.<code>.normal  (quorum)
     gw.outbound (topic)   --"#"-->              gw.outbound          (quorum)
     gw.dead     (topic)   --"#"-->              gw.dead              (quorum)
+    gw.unroutable (fanout) ----------->         gw.unroutable        (quorum)
+
+gw.region and gw.outbound name gw.unroutable as their alternate exchange: the
+router publishes inside AMQP transactions, which have no per-message returns,
+so a message no binding takes is parked there instead of being dropped.
 
 Ingest hashes the conversation id onto one inbound shard, so one conversation's
 messages stay in one queue whose single active consumer keeps their order.
@@ -24,8 +29,10 @@ INBOUND_EXCHANGE = "gw.inbound"
 REGION_EXCHANGE = "gw.region"
 OUTBOUND_EXCHANGE = "gw.outbound"
 DEAD_EXCHANGE = "gw.dead"
+UNROUTABLE_EXCHANGE = "gw.unroutable"
 OUTBOUND_QUEUE = "gw.outbound"
 DEAD_QUEUE = "gw.dead"
+UNROUTABLE_QUEUE = "gw.unroutable"
 PRIORITIES = ("urgent", "normal")
 
 ExchangeType = Literal["direct", "topic", "fanout"]
@@ -35,6 +42,7 @@ ExchangeType = Literal["direct", "topic", "fanout"]
 class Exchange:
     name: str
     type: ExchangeType
+    arguments: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -92,14 +100,22 @@ def _work_queue_arguments(delivery_limit: int, *, single_active: bool = False) -
 
 
 def build_topology(team_codes: list[str], inbound_shards: int, delivery_limit: int) -> Topology:
+    alternate = {"alternate-exchange": UNROUTABLE_EXCHANGE}
     exchanges = (
         Exchange(INBOUND_EXCHANGE, "direct"),
-        Exchange(REGION_EXCHANGE, "direct"),
-        Exchange(OUTBOUND_EXCHANGE, "topic"),
+        Exchange(REGION_EXCHANGE, "direct", alternate),
+        Exchange(OUTBOUND_EXCHANGE, "topic", alternate),
         Exchange(DEAD_EXCHANGE, "topic"),
+        Exchange(UNROUTABLE_EXCHANGE, "fanout"),
     )
-    queues: list[Queue] = [Queue(DEAD_QUEUE, {"x-queue-type": "quorum"})]
-    bindings: list[Binding] = [Binding(DEAD_EXCHANGE, DEAD_QUEUE, "#")]
+    queues: list[Queue] = [
+        Queue(DEAD_QUEUE, {"x-queue-type": "quorum"}),
+        Queue(UNROUTABLE_QUEUE, {"x-queue-type": "quorum"}),
+    ]
+    bindings: list[Binding] = [
+        Binding(DEAD_EXCHANGE, DEAD_QUEUE, "#"),
+        Binding(UNROUTABLE_EXCHANGE, UNROUTABLE_QUEUE, ""),
+    ]
     for shard in range(inbound_shards):
         name = inbound_queue(shard)
         queues.append(Queue(name, _work_queue_arguments(delivery_limit, single_active=True)))

@@ -159,11 +159,15 @@ def inbound_queues(config: Config) -> list[str]:
     return [q.name for q in topology_for(config).queues if q.name.startswith("gw.inbound.")]
 
 
+def team_queues(*codes: str) -> list[str]:
+    return [f"gw.region.{code}.{priority}" for code in codes for priority in ("urgent", "normal")]
+
+
 @pytest.fixture
 async def rabbit_service(vhost: tuple[str, str], config: Config) -> AsyncIterator[tuple[Service, TestClient]]:
-    """The service in-process against the real RabbitMQ, with clean queues."""
+    """The ingest role in-process against the real RabbitMQ, with clean queues."""
     _, url = vhost
-    service = build_service(settings_for(url), config)
+    service = build_service(settings_for(url), config, roles=frozenset({"ingest"}))
     client = TestClient(TestServer(service.app))
     await client.start_server()
     assert await service.broker.wait_ready(20), "service did not connect to RabbitMQ"

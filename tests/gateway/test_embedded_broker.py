@@ -41,7 +41,9 @@ async def test_routes_like_rabbitmq_and_refuses_unroutable(config) -> None:
     assert broker.depth("gw.region.utrecht.urgent") == 1
     assert broker.depth("gw.region.utrecht.normal") == 0
     with pytest.raises(Unroutable):
-        await broker.publish("gw.region", "atlantis.urgent", message())
+        await broker.publish("gw.inbound", "99", message())
+    await broker.publish("gw.region", "atlantis.urgent", message(2))  # parked, not dropped
+    assert [m.message_id for m in broker.drain("gw.unroutable")] == ["m2"]
     with pytest.raises(Unroutable):
         await broker.publish("gw.nowhere", "x", message())
     await broker.close()

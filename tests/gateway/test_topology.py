@@ -21,7 +21,7 @@ def test_names_follow_the_contract(config) -> None:
     for queue in topology.queues:
         assert re.fullmatch(r"gw\.[a-z0-9.-]+", queue.name), queue.name
         assert queue.arguments.get("x-queue-type") == "quorum"
-    work = [q for q in topology.queues if q.name != "gw.dead"]
+    work = [q for q in topology.queues if q.name not in ("gw.dead", "gw.unroutable")]
     assert all(q.arguments["x-dead-letter-exchange"] == "gw.dead" for q in work)
     assert all(q.arguments["x-delivery-limit"] == 5 for q in work)
     inbound = [q for q in topology.queues if q.name.startswith("gw.inbound.")]

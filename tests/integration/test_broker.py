@@ -96,13 +96,15 @@ async def test_unroutable_publish_is_raised_not_lost_and_the_link_survives(vhost
     broker = await started_broker(url, config, metrics=metrics)
     try:
         with pytest.raises(Unroutable):
-            await broker.publish("gw.region", "atlantis.urgent", message(3))
+            await broker.publish("gw.inbound", "99", message(3))
         await broker.publish("gw.region", "utrecht.urgent", message(4))
+        await broker.publish("gw.region", "atlantis.urgent", message(5))  # the alternate exchange
         assert broker.ready
     finally:
         await broker.close()
-    assert metrics.publish_failures.labels("gw.region", "unroutable")._value.get() == 1
+    assert metrics.publish_failures.labels("gw.inbound", "unroutable")._value.get() == 1
     assert [m.message_id for m in await drain(url, ["gw.region.utrecht.urgent"])] == ["id-4"]
+    assert [m.message_id for m in await drain(url, ["gw.unroutable"])] == ["id-5"]
 
 
 async def test_poison_message_is_dead_lettered_after_the_delivery_limit(vhost, config) -> None:

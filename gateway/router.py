@@ -1,0 +1,199 @@
+"""The router role: inbound shard queues in, region queues (and auto-replies) out.
+
+Each inbound shard is consumed by a single active consumer in AMQP transaction
+mode (see Broker.consume_batches): a batch's routed envelopes, auto-replies and
+acks are committed together, so a router killed mid-batch leaves nothing half
+done and a message is never put twice in a region queue. The auto-reply claims
+and the conversation regions learnt are written in a database transaction that
+commits right after the broker's; if the process dies between the two commits,
+a later message of the same conversation in the same closed period can trigger
+the auto-reply again, with the same message id (the outbound role drops it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from datetime import datetime
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.broker import BatchOutcome, Broker, Delivery, Message, Publish
+from gateway.config import NATIONAL, Config
+from gateway.envelope import (
+    OUTBOUND_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    Envelope,
+    OutboundMessage,
+    Route,
+    auto_reply_id,
+)
+from gateway.metrics import Metrics
+from gateway.resolution import RegionIndex, Resolution, resolve_region
+from gateway.routing import Decision, auto_reply_text, closed_policy, decide
+from gateway.schedules import ResolvedSchedule, resolve, state_at
+from gateway.store import Claims, Store
+from gateway.topology import OUTBOUND_EXCHANGE, REGION_EXCHANGE, inbound_queue, region_queue
+from gateway.urgency import AcuteDanger, classify, is_urgent
+
+log = structlog.get_logger("gateway.router")
+
+BATCH_SIZE = 64
+LEARNT = ("municipality", "postcode")  # resolutions remembered as the conversation's region
+
+
+class Router:
+    def __init__(
+        self,
+        config: Config,
+        broker: Broker,
+        store: Store,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._config = config
+        self._broker = broker
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._index = RegionIndex.from_config(config)
+        self._acute = AcuteDanger(config.routing.acute_phrases)
+        self._schedules: dict[str, ResolvedSchedule] = {
+            code: resolve(region.schedule, config.schedules) for code, region in config.regions.items()
+        }
+        self._schedules[NATIONAL] = resolve(config.national.schedule, config.schedules)
+
+    async def start(self) -> None:
+        for shard in range(self._config.service.broker.inbound_shards):
+            await self._broker.consume_batches(inbound_queue(shard), self.route_batch, batch_size=BATCH_SIZE)
+
+    def resolve(self, envelope: Envelope, known: tuple[str, bool] | None) -> Resolution:
+        if known and known[1]:
+            return Resolution(known[0], "transferred by a counsellor")
+        channel = self._config.channels.get(envelope.channel.instance)
+        hint = envelope.location_hint
+        return resolve_region(
+            self._index,
+            channel_region=channel.region if channel else None,
+            municipality=hint.municipality if hint else None,
+            postcode=hint.postcode if hint else None,
+            current_region=known[0] if known else None,
+        )
+
+    def decide(self, envelope: Envelope, resolution: Resolution, now: datetime) -> Decision:
+        channel = self._config.channels.get(envelope.channel.instance)
+        state = state_at(self._schedules[resolution.region], now)
+        return decide(
+            resolution=resolution,
+            state=state,
+            urgency=classify(envelope.urgency, envelope.text, self._acute),
+            policy=closed_policy(self._config, resolution.region, envelope.channel.kind),
+            auto_reply_allowed=bool(channel and channel.auto_reply),
+        )
+
+    async def route_batch(self, deliveries: list[Delivery]) -> BatchOutcome:
+        now = self._clock()
+        outcome = BatchOutcome()
+        envelopes: list[tuple[Delivery, Envelope]] = []
+        for delivery in deliveries:
+            try:
+                envelopes.append((delivery, Envelope.from_json(delivery.message.body)))
+            except ValidationError:
+                log.error("unreadable_envelope", message_id=delivery.message.message_id)
+                self._metrics.unreadable.inc()
+                outcome.dead.append(delivery)
+        known = await self._store.conversation_regions([e.conversation_id for _, e in envelopes])
+        stack = AsyncExitStack()
+        transaction: list[tuple[Claims, AsyncConnection]] = []
+
+        async def database() -> tuple[Claims, AsyncConnection]:
+            """One database transaction per batch, opened only when a message needs it."""
+            if not transaction:
+                transaction.append(await stack.enter_async_context(self._store.claims()))
+            return transaction[0]
+
+        try:
+            for _delivery, envelope in envelopes:
+                conversation = envelope.conversation_id
+                resolution = self.resolve(envelope, known.get(conversation))
+                decision = self.decide(envelope, resolution, now)
+                outcome.publishes.append(self._routed(envelope, decision))
+                self._metrics.routed.labels(decision.team, _label(decision)).inc()
+                if resolution.reason in LEARNT and known.get(conversation, ("",))[0] != resolution.region:
+                    _, connection = await database()
+                    await self._store.set_conversation_region(
+                        conversation, resolution.region, transferred=False, connection=connection
+                    )
+                    known[conversation] = (resolution.region, False)
+                if decision.reply_until is not None:
+                    claims, _ = await database()
+                    if await claims.claim(conversation, decision.reply_until):
+                        outcome.publishes.append(self._auto_reply(envelope, decision, now))
+                        self._metrics.auto_replies.inc()
+        except BaseException:
+            await stack.aclose()
+            raise
+
+        async def committed() -> None:
+            if transaction:
+                await transaction[0][1].commit()
+            await stack.aclose()
+
+        outcome.committed = committed
+        outcome.aborted = stack.aclose
+        return outcome
+
+    def _routed(self, envelope: Envelope, decision: Decision) -> Publish:
+        priority = "urgent" if is_urgent(decision.urgency) else "normal"
+        routed = envelope.model_copy(
+            update={
+                "region": decision.region,
+                "urgency": decision.urgency,
+                "route": Route(
+                    queue=region_queue(decision.team, priority),
+                    reason=decision.reason,
+                    after_hours=decision.after_hours,
+                ),
+            }
+        )
+        message = Message(
+            body=routed.to_json(),
+            message_id=envelope.id,
+            correlation_id=envelope.conversation_id,
+            type=SCHEMA_VERSION,
+            timestamp=envelope.received_at,
+        )
+        return Publish(REGION_EXCHANGE, decision.routing_key, message)
+
+    def _auto_reply(self, envelope: Envelope, decision: Decision, now: datetime) -> Publish:
+        assert decision.reply_until is not None
+        channel = self._config.channels.get(envelope.channel.instance)
+        language = channel.language if channel else "nl"
+        reply = OutboundMessage(
+            id=auto_reply_id(envelope.conversation_id, decision.reply_until),
+            conversation_id=envelope.conversation_id,
+            channel=envelope.channel,
+            reply_handle=envelope.reply_handle,
+            text=auto_reply_text(self._config, decision.region, language, decision.reply_until),
+            origin="auto_reply",
+            in_reply_to=envelope.id,
+            created_at=now,
+        )
+        message = Message(
+            body=reply.to_json(),
+            message_id=reply.id,
+            correlation_id=reply.conversation_id,
+            type=OUTBOUND_SCHEMA_VERSION,
+            timestamp=now,
+        )
+        return Publish(OUTBOUND_EXCHANGE, f"{envelope.channel.kind}.{envelope.channel.instance}", message)
+
+
+def _label(decision: Decision) -> str:
+    if not decision.after_hours:
+        return "open"
+    if decision.team != decision.region:
+        return "acute" if decision.urgency == "acute" else "overflow"
+    return "hold"

@@ -1,0 +1,162 @@
+"""Shared state in PostgreSQL (GATEWAY_DATABASE_URL), or an in-memory SQLite
+database when no URL is set; one code path through SQLAlchemy's asyncio layer.
+The schema is managed by Alembic migrations, applied at start."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+EMBEDDED_URL = "sqlite+aiosqlite:///:memory:"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+metadata = sa.MetaData()
+conversation_regions = sa.Table(
+    "conversation_regions",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("region", sa.String(80), nullable=False),
+    sa.Column("transferred", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+auto_replies = sa.Table(
+    "auto_replies",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("period_end", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def database_url(url: str | None) -> str:
+    """Accept the usual postgres:// spellings and pick the asyncio driver."""
+    if url is None:
+        return EMBEDDED_URL
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def _insert(dialect: str):  # type: ignore[no-untyped-def]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+class Claims:
+    """Auto-reply claims made inside one database transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self._insert = _insert(connection.dialect.name)
+
+    async def claim(self, conversation_id: str, period_end: datetime) -> bool:
+        """True if this conversation had no auto-reply yet for the closed period ending then.
+        A concurrent claim of the same key waits for this transaction and then gets False."""
+        statement = (
+            self._insert(auto_replies)
+            .values(conversation_id=conversation_id, period_end=period_end, created_at=datetime.now(UTC))
+            .on_conflict_do_nothing()
+        )
+        result = await self._connection.execute(statement)
+        return result.rowcount == 1
+
+
+class Store:
+    def __init__(self, url: str | None) -> None:
+        self.url = database_url(url)
+        self.embedded = url is None
+        options: dict = {"pool_pre_ping": True}
+        if self.url.startswith("sqlite"):
+            options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        self.ready = False
+        # The embedded database is one SQLite connection: transactions must take turns on it.
+        self._turns = asyncio.Lock() if self.url.startswith("sqlite") else contextlib.nullcontext()
+
+    async def start(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(self._upgrade)
+        self.ready = True
+
+    @staticmethod
+    def _upgrade(sync_connection: sa.Connection) -> None:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = sync_connection
+        command.upgrade(config, "head")
+
+    async def close(self) -> None:
+        self.ready = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.engine.dispose(), 5)
+
+    async def conversation_regions(self, conversation_ids: list[str]) -> dict[str, tuple[str, bool]]:
+        """Current region, and whether a counsellor transferred it there, per conversation."""
+        if not conversation_ids:
+            return {}
+        table = conversation_regions
+        async with self._turns, self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(table.c.conversation_id, table.c.region, table.c.transferred).where(
+                    table.c.conversation_id.in_(set(conversation_ids))
+                )
+            )
+            return {row.conversation_id: (row.region, row.transferred) for row in result}
+
+    async def set_conversation_region(
+        self,
+        conversation_id: str,
+        region: str,
+        *,
+        transferred: bool,
+        connection: AsyncConnection | None = None,
+    ) -> None:
+        insert = _insert(self.engine.dialect.name)
+        now = datetime.now(UTC)
+        values = {"region": region, "transferred": transferred, "updated_at": now}
+        statement = insert(conversation_regions).values(conversation_id=conversation_id, **values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[conversation_regions.c.conversation_id], set_=values
+        )
+        if connection is not None:
+            await connection.execute(statement)
+            return
+        async with self._turns, self.engine.begin() as own:
+            await own.execute(statement)
+
+    @asynccontextmanager
+    async def claims(self) -> AsyncIterator[tuple[Claims, AsyncConnection]]:
+        """A transaction for auto-reply claims; the caller commits it (after the broker has)
+        or it is rolled back."""
+        async with self._turns, self.engine.connect() as connection:
+            await connection.begin()
+            try:
+                yield Claims(connection), connection
+            finally:
+                if connection.in_transaction():
+                    await connection.rollback()
+
+    async def forget_before(self, moment: datetime) -> int:
+        """Delete auto-reply records older than `moment` (privacy: nothing kept longer than needed)."""
+        async with self._turns, self.engine.begin() as connection:
+            result = await connection.execute(
+                sa.delete(auto_replies).where(auto_replies.c.created_at < moment)
+            )
+            return result.rowcount or 0
+
+
+AUTO_REPLY_RETENTION = timedelta(days=30)
