@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import aio_pika
@@ -81,6 +82,42 @@ def vhost(amqp_base_url: str) -> Iterator[tuple[str, str]]:
     rabbitmqctl("delete_vhost", name)
 
 
+@pytest.fixture(scope="session")
+def database_admin_url() -> str:
+    url = os.environ.get(
+        "GATEWAY_TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+    )
+    parsed = URL(url)
+    try:
+        with socket.create_connection((parsed.host or "127.0.0.1", parsed.port or 5432), timeout=2):
+            pass
+    except OSError:
+        message = f"PostgreSQL is not reachable at {parsed.host}:{parsed.port}"
+        if broker_required():
+            pytest.fail(message + ": database tests may not skip here", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(database_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    import asyncpg
+
+    name = f"gw_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(database_admin_url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    yield str(URL(database_admin_url).with_path("/" + name))
+    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
 def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_ENV, TEST_TOKEN)
@@ -96,7 +133,9 @@ def with_broker_settings(config: Config, **changes: object) -> Config:
     return replace(config, service=config.service.model_copy(update={"broker": broker}))
 
 
-def settings_for(amqp_url: str | None) -> Settings:
+def settings_for(
+    amqp_url: str | None, database_url: str | None = None, fake_time: datetime | None = None
+) -> Settings:
     return Settings(
         amqp_url=amqp_url,
         config_dir=str(EXAMPLE_CONFIG),
@@ -104,6 +143,8 @@ def settings_for(amqp_url: str | None) -> Settings:
         http_host="127.0.0.1",
         secret_key=TEST_SECRET,
         log_level="INFO",
+        database_url=database_url,
+        fake_time=fake_time,
     )
 
 
@@ -223,7 +264,14 @@ class ServiceProcess:
     """`gateway run` as a real process, its logs in a file."""
 
     def __init__(
-        self, amqp_url: str | None, log_path: Path, *, port_in_env: bool = False, **env: str
+        self,
+        amqp_url: str | None,
+        log_path: Path,
+        *,
+        port_in_env: bool = False,
+        roles: tuple[str, ...] = (),
+        config_dir: Path = EXAMPLE_CONFIG,
+        **env: str,
     ) -> None:
         self.port = free_port()
         self.log_path = log_path
@@ -233,7 +281,7 @@ class ServiceProcess:
             {
                 TOKEN_ENV: TEST_TOKEN,
                 "GATEWAY_SECRET_KEY": TEST_SECRET,
-                "GATEWAY_CONFIG": str(EXAMPLE_CONFIG),
+                "GATEWAY_CONFIG": str(config_dir),
                 "GATEWAY_LOG_LEVEL": "DEBUG",
                 **env,
             }
@@ -242,6 +290,8 @@ class ServiceProcess:
             environ["GATEWAY_AMQP_URL"] = amqp_url
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         args = [sys.executable, "-m", "gateway.cli", "run"]
+        for role in roles:
+            args += ["--role", role]
         if port_in_env:
             environ["GATEWAY_HTTP_PORT"] = str(self.port)
         else:
