@@ -114,9 +114,17 @@ class Broker(Protocol):
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None: ...
 
-    async def consume_batches(self, queue: str, handler: BatchHandler, *, batch_size: int = 64) -> None:
+    async def consume_batches(
+        self,
+        queue: str,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 64,
+        on_attach: Callable[[], None] | None = None,
+    ) -> None:
         """Hand the queue's messages to `handler` in order, in batches; the outcome of a
-        batch (publishes, acks, dead-letters) is applied atomically."""
+        batch (publishes, acks, dead-letters) is applied atomically. `on_attach` runs each
+        time the consumer (re)attaches: state kept about the queue may be stale by then."""
         ...
 
     async def close(self) -> None: ...
@@ -134,6 +142,7 @@ class _BatchConsumer:
     queue: str
     handler: BatchHandler
     batch_size: int
+    on_attach: Callable[[], None] | None = None
 
 
 def amqp_properties(message: Message) -> spec.Basic.Properties:
@@ -170,6 +179,36 @@ class _AmqpDelivery:
 
     async def reject(self, requeue: bool) -> None:
         await self._incoming.nack(requeue=requeue)
+
+
+class _RawDelivery:
+    """A delivery on a transactional channel, read straight from aiormq (no aio-pika objects);
+    acked by the batch loop, not one by one."""
+
+    __slots__ = ("delivery_count", "delivery_tag", "message", "redelivered")
+
+    def __init__(self, delivered: aiormq.abc.DeliveredMessage) -> None:
+        properties = delivered.header.properties
+        headers = properties.headers or {}
+        self.message = Message(
+            body=delivered.body,
+            message_id=properties.message_id or "",
+            correlation_id=properties.correlation_id or "",
+            type=properties.message_type or "",
+            timestamp=properties.timestamp or datetime.fromtimestamp(0),
+            content_type=properties.content_type or "",
+            headers=headers,
+        )
+        self.delivery_tag = delivered.delivery_tag
+        self.redelivered = bool(delivered.redelivered)
+        count = headers.get("x-delivery-count", 0)
+        self.delivery_count = int(count) if isinstance(count, int) else 0
+
+    async def ack(self) -> None:  # settled by the batch loop
+        return None
+
+    async def reject(self, requeue: bool) -> None:  # settled by the batch loop
+        return None
 
 
 def parse_urls(value: str) -> list[str]:
@@ -313,8 +352,15 @@ class AmqpBroker:
 
         await queue.consume(on_message)
 
-    async def consume_batches(self, queue: str, handler: BatchHandler, *, batch_size: int = 64) -> None:
-        consumer = _BatchConsumer(queue, handler, batch_size)
+    async def consume_batches(
+        self,
+        queue: str,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 64,
+        on_attach: Callable[[], None] | None = None,
+    ) -> None:
+        consumer = _BatchConsumer(queue, handler, batch_size, on_attach)
         self._batch_consumers.append(consumer)
         if self._connection is not None and self.ready:
             await self._attach_batches(self._connection, consumer)
@@ -328,13 +374,14 @@ class AmqpBroker:
         await channel.set_qos(prefetch_count=consumer.batch_size)
         underlay = await channel.get_underlay_channel()
         await underlay.tx_select()
-        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        inbox: asyncio.Queue[aiormq.abc.DeliveredMessage] = asyncio.Queue()
 
-        async def on_message(incoming: AbstractIncomingMessage) -> None:
-            inbox.put_nowait(incoming)
+        async def on_message(delivered: aiormq.abc.DeliveredMessage) -> None:
+            inbox.put_nowait(delivered)
 
-        queue = await channel.get_queue(consumer.queue, ensure=False)
-        await queue.consume(on_message)
+        if consumer.on_attach is not None:
+            consumer.on_attach()
+        await underlay.basic_consume(consumer.queue, on_message)
         task = asyncio.create_task(self._run_batches(underlay, inbox, consumer, lost))
         self._batch_tasks.add(task)
         task.add_done_callback(self._batch_tasks.discard)
@@ -342,7 +389,7 @@ class AmqpBroker:
     async def _run_batches(
         self,
         underlay: aiormq.abc.AbstractChannel,
-        inbox: asyncio.Queue[AbstractIncomingMessage],
+        inbox: asyncio.Queue[aiormq.abc.DeliveredMessage],
         consumer: _BatchConsumer,
         lost: asyncio.Event,
     ) -> None:
@@ -350,8 +397,8 @@ class AmqpBroker:
             batch = [await inbox.get()]
             while len(batch) < consumer.batch_size and not inbox.empty():
                 batch.append(inbox.get_nowait())
-            deliveries = [_AmqpDelivery(incoming) for incoming in batch]
-            outcome = await self._handle_batch(consumer, deliveries, lost)
+            deliveries = [_RawDelivery(delivered) for delivered in batch]
+            outcome = await self._handle_batch(consumer, deliveries, lost)  # type: ignore[arg-type]
             if outcome is None:
                 return
             finished = False
@@ -364,9 +411,15 @@ class AmqpBroker:
                         properties=amqp_properties(publish.message),
                         wait=False,
                     )
-                dead = {id(d) for d in outcome.dead}
-                for delivery in deliveries:
-                    await delivery.reject(requeue=False) if id(delivery) in dead else await delivery.ack()
+                dead = {id(delivery) for delivery in outcome.dead}
+                for delivery in outcome.dead:  # dead-lettered (x-dead-letter-exchange)
+                    await underlay.basic_reject(delivery.delivery_tag, requeue=False)  # type: ignore[attr-defined]
+                # Earlier batches are settled and rejected tags are no longer outstanding, so one
+                # ack up to the last tag not rejected covers the rest (acking a rejected tag
+                # would close the channel).
+                kept = [d for d in deliveries if id(d) not in dead]
+                if kept:
+                    await underlay.basic_ack(kept[-1].delivery_tag, multiple=True)
                 await underlay.tx_commit()
                 finished = True
             except Exception as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -184,8 +185,17 @@ class EmbeddedBroker:
                 log.error("consumer_failed", queue=queue.name, error=type(exc).__name__)
                 await delivery.reject(requeue=True)
 
-    async def consume_batches(self, queue: str, handler: BatchHandler, *, batch_size: int = 64) -> None:
+    async def consume_batches(
+        self,
+        queue: str,
+        handler: BatchHandler,
+        *,
+        batch_size: int = 64,
+        on_attach: Callable[[], None] | None = None,
+    ) -> None:
         target = self._queues[queue]
+        if on_attach is not None:
+            on_attach()
         if target.single_active and target.consumers:
             return
         target.consumers.append(asyncio.create_task(self._dispatch_batches(target, handler, batch_size)))

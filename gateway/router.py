@@ -1,5 +1,10 @@
 """The router role: inbound shard queues in, region queues (and auto-replies) out.
 
+A counsellor's transfer reaches the router as a control message on the
+conversation's own inbound shard (`transfer_publish`), so it is ordered with
+that conversation's messages; the router records it in the store and keeps
+conversation regions in a cache, cleared whenever it (re)attaches to a shard.
+
 Each inbound shard is consumed by a single active consumer in AMQP transaction
 mode (see Broker.consume_batches): a batch's routed envelopes, auto-replies and
 acks are committed together, so a router killed mid-batch leaves nothing half
@@ -12,10 +17,13 @@ the auto-reply again, with the same message id (the outbound role drops it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import UTC, datetime
 
+import orjson
 import structlog
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -35,13 +43,56 @@ from gateway.resolution import RegionIndex, Resolution, resolve_region
 from gateway.routing import Decision, auto_reply_text, closed_policy, decide
 from gateway.schedules import ResolvedSchedule, resolve, state_at
 from gateway.store import Claims, Store
-from gateway.topology import OUTBOUND_EXCHANGE, REGION_EXCHANGE, inbound_queue, region_queue
+from gateway.topology import (
+    INBOUND_EXCHANGE,
+    OUTBOUND_EXCHANGE,
+    REGION_EXCHANGE,
+    inbound_queue,
+    inbound_shard,
+    region_queue,
+)
 from gateway.urgency import AcuteDanger, classify, is_urgent
 
 log = structlog.get_logger("gateway.router")
 
 BATCH_SIZE = 64
+TRANSFER_TYPE = "gateway.control.transfer.v1"
+CACHE_SIZE = 200_000
+_UNKNOWN = object()
 LEARNT = ("municipality", "postcode")  # resolutions remembered as the conversation's region
+
+
+def transfer_publish(conversation_id: str, region: str, inbound_shards: int) -> Publish:
+    """What the desk publishes when a counsellor transfers a conversation to another region."""
+    body = orjson.dumps({"conversation_id": conversation_id, "region": region})
+    message = Message(
+        body=body,
+        message_id=str(uuid.uuid4()),
+        correlation_id=conversation_id,
+        type=TRANSFER_TYPE,
+        timestamp=datetime.now(UTC),
+    )
+    return Publish(INBOUND_EXCHANGE, str(inbound_shard(conversation_id, inbound_shards)), message)
+
+
+class RegionCache:
+    """Conversation -> (region, transferred), or None when the store has nothing; bounded."""
+
+    def __init__(self, capacity: int = CACHE_SIZE) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[str, bool] | None] = OrderedDict()
+
+    def get(self, conversation_id: str) -> object:
+        return self._entries.get(conversation_id, _UNKNOWN)
+
+    def put(self, conversation_id: str, value: tuple[str, bool] | None) -> None:
+        self._entries[conversation_id] = value
+        self._entries.move_to_end(conversation_id)
+        if len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 class Router:
@@ -64,10 +115,13 @@ class Router:
             code: resolve(region.schedule, config.schedules) for code, region in config.regions.items()
         }
         self._schedules[NATIONAL] = resolve(config.national.schedule, config.schedules)
+        self._regions = RegionCache()
 
     async def start(self) -> None:
         for shard in range(self._config.service.broker.inbound_shards):
-            await self._broker.consume_batches(inbound_queue(shard), self.route_batch, batch_size=BATCH_SIZE)
+            await self._broker.consume_batches(
+                inbound_queue(shard), self.route_batch, batch_size=BATCH_SIZE, on_attach=self._regions.clear
+            )
 
     def resolve(self, envelope: Envelope, known: tuple[str, bool] | None) -> Resolution:
         if known and known[1]:
@@ -96,15 +150,14 @@ class Router:
     async def route_batch(self, deliveries: list[Delivery]) -> BatchOutcome:
         now = self._clock()
         outcome = BatchOutcome()
-        envelopes: list[tuple[Delivery, Envelope]] = []
+        items: list[Envelope | tuple[str, str]] = []
         for delivery in deliveries:
-            try:
-                envelopes.append((delivery, Envelope.from_json(delivery.message.body)))
-            except ValidationError:
-                log.error("unreadable_envelope", message_id=delivery.message.message_id)
-                self._metrics.unreadable.inc()
+            item = self._read(delivery)
+            if item is None:
                 outcome.dead.append(delivery)
-        known = await self._store.conversation_regions([e.conversation_id for _, e in envelopes])
+            else:
+                items.append(item)
+        await self._load_regions(items)
         stack = AsyncExitStack()
         transaction: list[tuple[Claims, AsyncConnection]] = []
 
@@ -115,23 +168,16 @@ class Router:
             return transaction[0]
 
         try:
-            for _delivery, envelope in envelopes:
-                conversation = envelope.conversation_id
-                resolution = self.resolve(envelope, known.get(conversation))
-                decision = self.decide(envelope, resolution, now)
-                outcome.publishes.append(self._routed(envelope, decision))
-                self._metrics.routed.labels(decision.team, _label(decision)).inc()
-                if resolution.reason in LEARNT and known.get(conversation, ("",))[0] != resolution.region:
+            for item in items:
+                if isinstance(item, tuple):  # a transfer
+                    conversation, region = item
                     _, connection = await database()
                     await self._store.set_conversation_region(
-                        conversation, resolution.region, transferred=False, connection=connection
+                        conversation, region, transferred=True, connection=connection
                     )
-                    known[conversation] = (resolution.region, False)
-                if decision.reply_until is not None:
-                    claims, _ = await database()
-                    if await claims.claim(conversation, decision.reply_until):
-                        outcome.publishes.append(self._auto_reply(envelope, decision, now))
-                        self._metrics.auto_replies.inc()
+                    self._regions.put(conversation, (region, True))
+                    continue
+                await self._route(item, now, outcome, database)
         except BaseException:
             await stack.aclose()
             raise
@@ -144,6 +190,59 @@ class Router:
         outcome.committed = committed
         outcome.aborted = stack.aclose
         return outcome
+
+    def _read(self, delivery: Delivery) -> Envelope | tuple[str, str] | None:
+        """An envelope, a transfer (conversation, region), or None for a poison message."""
+        try:
+            if delivery.message.type == TRANSFER_TYPE:
+                data = orjson.loads(delivery.message.body)
+                conversation, region = str(data["conversation_id"]), str(data["region"])
+                if region in self._schedules:
+                    return conversation, region
+            else:
+                return Envelope.from_json(delivery.message.body)
+        except (ValidationError, orjson.JSONDecodeError, KeyError, TypeError):
+            pass
+        log.error("unreadable_message", message_id=delivery.message.message_id)
+        self._metrics.unreadable.inc()
+        return None
+
+    async def _load_regions(self, items: list[Envelope | tuple[str, str]]) -> None:
+        missing = {
+            item.conversation_id
+            for item in items
+            if isinstance(item, Envelope) and self._regions.get(item.conversation_id) is _UNKNOWN
+        }
+        if missing:
+            found = await self._store.conversation_regions(list(missing))
+            for conversation in missing:
+                self._regions.put(conversation, found.get(conversation))
+
+    async def _route(
+        self,
+        envelope: Envelope,
+        now: datetime,
+        outcome: BatchOutcome,
+        database: Callable[[], Awaitable[tuple[Claims, AsyncConnection]]],
+    ) -> None:
+        conversation = envelope.conversation_id
+        known = self._regions.get(conversation)
+        known = None if known is _UNKNOWN else known
+        resolution = self.resolve(envelope, known)  # type: ignore[arg-type]
+        decision = self.decide(envelope, resolution, now)
+        outcome.publishes.append(self._routed(envelope, decision))
+        self._metrics.routed.labels(decision.team, _label(decision)).inc()
+        if resolution.reason in LEARNT and (known is None or known[0] != resolution.region):  # type: ignore[index]
+            _, connection = await database()
+            await self._store.set_conversation_region(
+                conversation, resolution.region, transferred=False, connection=connection
+            )
+            self._regions.put(conversation, (resolution.region, False))
+        if decision.reply_until is not None:
+            claims, _ = await database()
+            if await claims.claim(conversation, decision.reply_until):
+                outcome.publishes.append(self._auto_reply(envelope, decision, now))
+                self._metrics.auto_replies.inc()
 
     def _routed(self, envelope: Envelope, decision: Decision) -> Publish:
         priority = "urgent" if is_urgent(decision.urgency) else "normal"

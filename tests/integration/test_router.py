@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import load_config
 from gateway.envelope import Envelope, OutboundMessage
+from gateway.router import transfer_publish
 from gateway.service import build_service
 from tests.conftest import (
     EXAMPLE_CONFIG,
@@ -115,7 +116,9 @@ async def test_decisions_through_the_whole_path_while_open(vhost, database_url, 
         first = await routed(vhost[1], service.config, expected=len(ids))
         ids["learnt"] = await post(client, NATIONAL_CHANNEL, message_id="f", sender="s3", text="nog iets")
         transferred = first[ids["channel region"]][1].conversation_id
-        await service.store.set_conversation_region(transferred, "utrecht", transferred=True)
+        # what the desk publishes when a counsellor transfers the conversation
+        transfer = transfer_publish(transferred, "utrecht", service.config.service.broker.inbound_shards)
+        await service.broker.publish(transfer.exchange, transfer.routing_key, transfer.message)
         ids["transfer"] = await post(client, HTTP_JSON_CHANNEL, message_id="g", sender="s1", text="en nu?")
         later = await routed(vhost[1], service.config, expected=2)
         everything = {**first, **later}
@@ -314,3 +317,33 @@ async def test_one_auto_reply_per_conversation_across_two_routers(
     replies = [OutboundMessage.from_json(m.body) for m in await drain(url, ["gw.outbound"])]
     assert len(replies) == 3, [r.conversation_id for r in replies]
     assert len({r.conversation_id for r in replies}) == 3
+
+
+async def test_unreadable_messages_are_dead_lettered_and_the_rest_still_routed(
+    vhost, database_url, config_dir
+) -> None:
+    from datetime import UTC
+
+    from gateway.broker import Message
+
+    service, client = await in_process_service(vhost, database_url, config_dir, OPEN_TIME)
+    try:
+        before = await post(client, HTTP_JSON_CHANNEL, message_id="p1", sender="q1", text="eerst")
+        stamp = datetime.now(UTC)
+        garbage = Message(b"{not an envelope", "poison-1", "c", "gateway.envelope.v1", stamp)
+        bad_transfer = transfer_publish("c_x", "atlantis", service.config.service.broker.inbound_shards)
+        await service.broker.publish("gw.inbound", "0", garbage)
+        await service.broker.publish(bad_transfer.exchange, bad_transfer.routing_key, bad_transfer.message)
+        after = await post(client, HTTP_JSON_CHANNEL, message_id="p2", sender="q1", text="daarna")
+        got = await routed(vhost[1], service.config, expected=2)
+        dead = []
+        for _ in range(20):  # the transfer sits on another shard: it may come a moment later
+            dead += await drain(vhost[1], ["gw.dead"], idle=0.3)
+            if len(dead) >= 2:
+                break
+    finally:
+        await client.close()
+    assert set(got) == {before, after}
+    assert sorted(m.message_id for m in dead) == sorted(["poison-1", bad_transfer.message.message_id])
+    assert {m.headers["x-first-death-reason"] for m in dead} == {"rejected"}
+    assert service.metrics.unreadable._value.get() == 2
