@@ -8,7 +8,7 @@ import sys
 
 import orjson
 
-from gateway.config import ConfigError, load_config, summary
+from gateway.config import Config, ConfigError, load_config, summary
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 
@@ -33,14 +33,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _check_config(args: argparse.Namespace, settings: Settings) -> int:
-    directory = args.directory or settings.config_dir
+def _load(directory: str) -> Config | None:
+    """The configuration, or None after printing every problem (file and field)."""
     try:
-        config = load_config(directory)
+        return load_config(directory)
     except ConfigError as exc:
         print(f"invalid configuration in {directory}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    config = _load(args.directory or settings.config_dir)
+    if config is None:
         return 1
     print(summary(config))
     return 0
@@ -49,10 +55,8 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
 def _topology(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.service import topology_for
 
-    try:
-        config = load_config(args.config or settings.config_dir)
-    except ConfigError as exc:
-        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+    config = _load(args.config or settings.config_dir)
+    if config is None:
         return 1
     topology = topology_for(config)
     described = {
@@ -114,10 +118,8 @@ def _schedule(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.config import NATIONAL
     from gateway.schedules import AMSTERDAM, resolve, state_at
 
-    try:
-        config = load_config(args.config or settings.config_dir)
-    except ConfigError as exc:
-        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+    config = _load(args.config or settings.config_dir)
+    if config is None:
         return 1
     if args.region == NATIONAL:
         schedule_name = config.national.schedule

@@ -101,16 +101,17 @@ class Metrics:
 
     # The hot path's counters, looked up once per channel kind rather than per message.
     def published_for(self, channel_kind: str) -> Counter:
-        child = self._published_children.get(channel_kind)
-        if child is None:
-            child = self._published_children[channel_kind] = self.published.labels(channel_kind)
-        return child
+        return _child(self.published, self._published_children, channel_kind)
 
     def received_for(self, channel_kind: str) -> Counter:
-        child = self._received_children.get(channel_kind)
-        if child is None:
-            child = self._received_children[channel_kind] = self.received.labels(channel_kind)
-        return child
+        return _child(self.received, self._received_children, channel_kind)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _child(counter: Counter, cache: dict[str, Counter], label: str) -> Counter:
+    child = cache.get(label)
+    if child is None:
+        child = cache[label] = counter.labels(label)
+    return child
