@@ -152,3 +152,20 @@ def test_any_text_and_address_round_trip(text: str, provider_id: str, address: s
     again = Envelope.from_json(envelope.to_json())
     assert again == envelope
     assert KEYRING.unseal(again.reply_handle) == {"address": address}
+
+
+def test_outbound_schema_file_is_current() -> None:
+    """Regenerate with: python -m gateway.envelope outbound > schemas/outbound-v1.json"""
+    from gateway.envelope import OutboundMessage
+
+    path = SCHEMA_FILE.parent / "outbound-v1.json"
+    assert json.loads(path.read_text()) == json_schema(OutboundMessage)
+
+
+def test_auto_reply_id_is_one_per_conversation_and_closed_period() -> None:
+    from gateway.envelope import auto_reply_id
+
+    monday = datetime(2025, 11, 24, 8, 0, tzinfo=UTC)
+    assert auto_reply_id("c1", monday) == auto_reply_id("c1", monday)
+    assert auto_reply_id("c1", monday) != auto_reply_id("c2", monday)
+    assert auto_reply_id("c1", monday) != auto_reply_id("c1", monday + timedelta(days=1))
