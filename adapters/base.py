@@ -29,6 +29,7 @@ class WebhookRequest:
     headers: CIMultiDictProxy[str] | CIMultiDict[str]
     body: bytes
     content_type: str
+    charset: str | None = None
 
     @cached_property
     def url(self) -> str:

@@ -76,6 +76,8 @@ class HttpJson(ChannelKind):
     def parse(self, channel: Channel, request: WebhookRequest) -> Accepted:
         if request.content_type not in JSON_TYPES:
             raise Rejected(415, "unsupported_content_type", "send Content-Type: application/json")
+        if request.charset is not None and request.charset.lower().replace("-", "") != "utf8":
+            raise Rejected(415, "unsupported_charset", "JSON is sent as UTF-8 (charset=utf-8)")
         try:
             text = request.body.decode("utf-8")
         except UnicodeDecodeError:

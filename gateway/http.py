@@ -138,6 +138,7 @@ async def webhook(request: web.Request) -> web.Response:
         headers=request.headers,
         body=body,
         content_type=request.content_type,
+        charset=request.charset,
     )
     try:
         kind.verify(channel, raw)

@@ -127,6 +127,13 @@ CASES = [
         "unsupported_content_type",
         headers={"Authorization": GOOD, "Content-Type": "application/x-www-form-urlencoded"},
     ),
+    Case(
+        "declared latin-1",
+        body(),
+        415,
+        "unsupported_charset",
+        headers={"Authorization": GOOD, "Content-Type": "application/json; charset=latin-1"},
+    ),
     Case("malformed json", b'{"message_id": "1", "text": ', 400, "malformed_json"),
     Case("truncated body", body()[:-5], 400, "malformed_json"),
     Case(
