@@ -99,6 +99,22 @@ class Process:
             raise RuntimeError(f"{self.args[1:4]} exited; see {self.log_path}") from None
 
 
+async def purge(url: str, queues: list[str]) -> None:
+    """Empty these queues (those that exist) between phases."""
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        for name in queues:
+            try:
+                await (await channel.get_queue(name, ensure=True)).purge()
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                channel = await connection.channel()
+    finally:
+        await connection.close()
+
+
 def python_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(extra)

@@ -42,6 +42,7 @@ from bench._harness import (
     free_port,
     median,
     post_load,
+    purge,
     python_env,
 )
 from gateway.config import load_config
@@ -98,19 +99,6 @@ async def watch_arrivals(
         for name in queues:  # auto-ack: the watcher must cost the load generator little
             await (await channel.get_queue(name, ensure=False)).consume(on_message, no_ack=True)
         await stop.wait()
-    finally:
-        await connection.close()
-
-
-async def purge(url: str, queues: list[str]) -> None:
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        for name in queues:
-            try:
-                await (await channel.get_queue(name, ensure=True)).purge()
-            except aio_pika.exceptions.ChannelNotFoundEntity:
-                channel = await connection.channel()
     finally:
         await connection.close()
 

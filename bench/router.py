@@ -23,7 +23,7 @@ import aio_pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench._harness import PYTHON, ROOT, Process, Vhost, free_port, python_env
+from bench._harness import PYTHON, ROOT, Process, Vhost, free_port, purge, python_env
 from gateway.broker import AmqpBroker, Message
 from gateway.config import load_config
 from gateway.envelope import SCHEMA_VERSION, ChannelRef, Envelope
@@ -69,16 +69,6 @@ async def depth(url: str, queues: list[str]) -> int:
             declared = await channel.declare_queue(name, passive=True)
             total += declared.declaration_result.message_count or 0
         return total
-    finally:
-        await connection.close()
-
-
-async def purge(url: str, queues: list[str]) -> None:
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        for name in queues:
-            await (await channel.get_queue(name, ensure=False)).purge()
     finally:
         await connection.close()
 
