@@ -99,6 +99,23 @@ BatchHandler = Callable[[list[Delivery]], Awaitable[BatchOutcome]]
 HANDLER_RETRY_MAX_SECONDS = 10.0
 
 
+async def handle_until_done(
+    handler: BatchHandler, deliveries: list[Delivery], queue: str, given_up: Callable[[], bool]
+) -> BatchOutcome | None:
+    """Retry the handler on the same batch (still unacked) until it succeeds, or None once
+    `given_up()`: a database outage must not push messages over the delivery limit into
+    gw.dead. Logs the queue name and the exception's type, never its message."""
+    backoff = 0.1
+    while not given_up():
+        try:
+            return await handler(deliveries)
+        except Exception as exc:
+            log.error("batch_handler_failed", queue=queue, error=type(exc).__name__)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, HANDLER_RETRY_MAX_SECONDS)
+    return None
+
+
 class Broker(Protocol):
     @property
     def ready(self) -> bool: ...
@@ -398,7 +415,12 @@ class AmqpBroker:
             while len(batch) < consumer.batch_size and not inbox.empty():
                 batch.append(inbox.get_nowait())
             deliveries = [_RawDelivery(delivered) for delivered in batch]
-            outcome = await self._handle_batch(consumer, deliveries, lost)  # type: ignore[arg-type]
+            outcome = await handle_until_done(
+                consumer.handler,
+                deliveries,
+                consumer.queue,
+                lost.is_set,  # type: ignore[arg-type]
+            )
             if outcome is None:
                 return
             finished = False
@@ -432,21 +454,6 @@ class AmqpBroker:
                     await outcome.aborted()
             if outcome.committed:
                 await outcome.committed()
-
-    async def _handle_batch(
-        self, consumer: _BatchConsumer, deliveries: list[Delivery], lost: asyncio.Event
-    ) -> BatchOutcome | None:
-        """Retry the handler on the same batch (still unacked) until it succeeds: a database
-        outage must not push messages over the delivery limit into gw.dead."""
-        backoff = 0.1
-        while not lost.is_set():
-            try:
-                return await consumer.handler(deliveries)
-            except Exception as exc:
-                log.error("batch_handler_failed", queue=consumer.queue, error=type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, HANDLER_RETRY_MAX_SECONDS)
-        return None
 
     def _set_ready(self, ready: bool) -> None:
         if ready:

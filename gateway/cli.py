@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 
 import orjson
@@ -19,7 +20,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.service import ROLES, build_service, serve
 
     if args.config:
-        settings = Settings(**{**settings.__dict__, "config_dir": args.config})
+        settings = dataclasses.replace(settings, config_dir=args.config)
     configure_logging(settings.log_level)
     roles = frozenset(args.role or ROLES)
     try:

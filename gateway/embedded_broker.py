@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import structlog
 
 from gateway.broker import (
-    HANDLER_RETRY_MAX_SECONDS,
     BatchHandler,
     Handler,
     Message,
     Unroutable,
+    handle_until_done,
 )
 from gateway.metrics import Metrics
 from gateway.topology import Topology
@@ -207,15 +207,8 @@ class EmbeddedBroker:
                 await queue.available.wait()
             taken = [queue.messages.popleft() for _ in range(min(batch_size, len(queue.messages)))]
             deliveries = [_EmbeddedDelivery(self, queue, m, count) for m, count in taken]
-            backoff = 0.1
-            while True:
-                try:
-                    outcome = await handler(deliveries)
-                    break
-                except Exception as exc:
-                    log.error("batch_handler_failed", queue=queue.name, error=type(exc).__name__)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, HANDLER_RETRY_MAX_SECONDS)
+            outcome = await handle_until_done(handler, deliveries, queue.name, lambda: False)  # type: ignore[arg-type]
+            assert outcome is not None  # never given up: only cancellation ends the retries
             for publish in outcome.publishes:
                 await self.publish(publish.exchange, publish.routing_key, publish.message)
             dead = {id(d) for d in outcome.dead}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -68,7 +68,20 @@ class LocationHint(_Strict):
     postcode: str | None = Field(default=None, pattern=r"^[1-9][0-9]{3}$")
 
 
-class Envelope(_Strict):
+class _Document(_Strict):
+    """A message body on a queue: JSON with the schema version under "schema"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Self:
+        return cls.model_validate_json(data)
+
+
+class Envelope(_Document):
     schema_: Literal["gateway.envelope.v1"] = Field(default=SCHEMA_VERSION, alias="schema")
     id: str = Field(description="Stable id derived from the provider's own message id")
     conversation_id: str = Field(max_length=100)
@@ -85,20 +98,11 @@ class Envelope(_Strict):
     reply_handle: str = Field(description="Sealed (AES-GCM) address needed to answer")
     location_hint: LocationHint | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | str) -> Envelope:
-        return cls.model_validate_json(data)
-
 
 OUTBOUND_SCHEMA_VERSION = "gateway.outbound.v1"
 
 
-class OutboundMessage(_Strict):
+class OutboundMessage(_Document):
     """A reply to a person, published to gw.outbound (routing key "<kind>.<instance>")."""
 
     schema_: Literal["gateway.outbound.v1"] = Field(default=OUTBOUND_SCHEMA_VERSION, alias="schema")
@@ -110,15 +114,6 @@ class OutboundMessage(_Strict):
     origin: Literal["auto_reply", "counsellor"]
     in_reply_to: str | None = Field(default=None, description="The envelope id answered")
     created_at: UtcDatetime
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
-
-    @classmethod
-    def from_json(cls, data: bytes | str) -> OutboundMessage:
-        return cls.model_validate_json(data)
 
 
 def auto_reply_id(conversation_id: str, period_end: datetime) -> str:

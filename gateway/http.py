@@ -22,7 +22,7 @@ CONFIG_KEY = web.AppKey("config", Config)
 BROKER_KEY = web.AppKey("broker", Broker)
 INGEST_KEY = web.AppKey("ingest", Ingest)
 METRICS_KEY = web.AppKey("metrics", Metrics)
-STORE_KEY = web.AppKey("store", object)
+READINESS_KEY = web.AppKey("readiness", dict)
 
 
 def _json(status: int, payload: dict, headers: dict[str, str] | None = None) -> web.Response:
@@ -76,11 +76,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    broker = request.app[BROKER_KEY]
-    checks = {"config": True, "broker": broker.ready, "topology": broker.ready}
-    store = request.app.get(STORE_KEY)
-    if store is not None:
-        checks["database"] = bool(store.ready)  # type: ignore[attr-defined]
+    checks = {name: bool(check()) for name, check in request.app[READINESS_KEY].items()}
     ready = all(checks.values())
     return _json(200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks})
 
@@ -181,8 +177,9 @@ def create_app(
     metrics_: Metrics,
     *,
     webhooks: bool = True,
-    store: object | None = None,
+    readiness: dict[str, Callable[[], bool]] | None = None,
 ) -> web.Application:
+    """`readiness`: further named checks for /readyz, beside configuration, broker and topology."""
     app = web.Application(middlewares=[_errors], client_max_size=config.service.http.max_body_bytes)
     app[CONFIG_KEY] = config
     app[BROKER_KEY] = broker
@@ -192,8 +189,12 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    if store is not None:
-        app[STORE_KEY] = store
+    app[READINESS_KEY] = {
+        "config": lambda: True,  # the app is only built from a loaded configuration
+        "broker": lambda: broker.ready,
+        "topology": lambda: broker.ready,  # declared on every (re)connect before ready
+        **(readiness or {}),
+    }
     if webhooks:
         app.router.add_post("/channels/{channel_id}/webhook", webhook)
     return app

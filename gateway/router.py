@@ -58,7 +58,6 @@ log = structlog.get_logger("gateway.router")
 BATCH_SIZE = 64
 TRANSFER_TYPE = "gateway.control.transfer.v1"
 CACHE_SIZE = 200_000
-_UNKNOWN = object()
 LEARNT = ("municipality", "postcode")  # resolutions remembered as the conversation's region
 
 
@@ -82,8 +81,11 @@ class RegionCache:
         self._capacity = capacity
         self._entries: OrderedDict[str, tuple[str, bool] | None] = OrderedDict()
 
-    def get(self, conversation_id: str) -> object:
-        return self._entries.get(conversation_id, _UNKNOWN)
+    def __contains__(self, conversation_id: str) -> bool:
+        return conversation_id in self._entries
+
+    def get(self, conversation_id: str) -> tuple[str, bool] | None:
+        return self._entries.get(conversation_id)
 
     def put(self, conversation_id: str, value: tuple[str, bool] | None) -> None:
         self._entries[conversation_id] = value
@@ -211,7 +213,7 @@ class Router:
         missing = {
             item.conversation_id
             for item in items
-            if isinstance(item, Envelope) and self._regions.get(item.conversation_id) is _UNKNOWN
+            if isinstance(item, Envelope) and item.conversation_id not in self._regions
         }
         if missing:
             found = await self._store.conversation_regions(list(missing))
@@ -227,12 +229,11 @@ class Router:
     ) -> None:
         conversation = envelope.conversation_id
         known = self._regions.get(conversation)
-        known = None if known is _UNKNOWN else known
-        resolution = self.resolve(envelope, known)  # type: ignore[arg-type]
+        resolution = self.resolve(envelope, known)
         decision = self.decide(envelope, resolution, now)
         outcome.publishes.append(self._routed(envelope, decision))
         self._metrics.routed.labels(decision.team, _label(decision)).inc()
-        if resolution.reason in LEARNT and (known is None or known[0] != resolution.region):  # type: ignore[index]
+        if resolution.reason in LEARNT and (known is None or known[0] != resolution.region):
             _, connection = await database()
             await self._store.set_conversation_region(
                 conversation, resolution.region, transferred=False, connection=connection

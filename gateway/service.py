@@ -84,7 +84,8 @@ def build_service(
     store = Store(settings.database_url) if "router" in roles else None
     clock = make_clock(settings.fake_time)
     router = Router(config, broker, store, metrics, clock) if store is not None else None
-    app = create_app(config, broker, ingest, metrics, webhooks="ingest" in roles, store=store)
+    readiness = {"database": lambda: store.ready} if store is not None else {}
+    app = create_app(config, broker, ingest, metrics, webhooks="ingest" in roles, readiness=readiness)
     topology = topology_for(config)
 
     async def start_broker(_: web.Application) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -149,14 +149,3 @@ class Store:
             finally:
                 if connection.in_transaction():
                     await connection.rollback()
-
-    async def forget_before(self, moment: datetime) -> int:
-        """Delete auto-reply records older than `moment` (privacy: nothing kept longer than needed)."""
-        async with self._turns, self.engine.begin() as connection:
-            result = await connection.execute(
-                sa.delete(auto_replies).where(auto_replies.c.created_at < moment)
-            )
-            return result.rowcount or 0
-
-
-AUTO_REPLY_RETENTION = timedelta(days=30)
