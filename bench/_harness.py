@@ -177,6 +177,24 @@ async def post_load(
     return LoadResult(len(latencies), errors, duration, latencies)
 
 
+async def metric_total(port: int, family: str) -> float:
+    """The sum over all label sets of one metric family on a gateway's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        text = await response.text()
+    return sum(
+        sample.value
+        for metric in text_string_to_metric_families(text)
+        if metric.name == family
+        for sample in metric.samples
+        if sample.name == family + "_total"
+    )
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
