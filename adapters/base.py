@@ -1,19 +1,27 @@
 """The uniform surface every channel kind offers, decoupled from the HTTP server.
 
-A channel kind is one module in `adapters/` holding one class that subclasses
-`ChannelKind` and is registered with `@register`. It receives a provider's raw
-request as a `WebhookRequest` and answers with `Accepted` (messages to publish
-and what to answer the provider) or raises `Rejected` (a 4xx, nothing published).
+A channel kind is one module in `adapters/` holding a class that subclasses
+`ChannelKind` and is registered with `@register`. Three calls make it:
+
+- `verify(channel, request)`: is this webhook really from the provider? Raises
+  `Rejected` (a 4xx) when not.
+- `parse(channel, request)`: the provider's raw request becomes `Accepted`
+  (messages to publish and what to answer the provider), or raises `Rejected`;
+  nothing is published from a rejected request.
+- `send(channel, outgoing)`: deliver a reply through the provider; returns the
+  provider's message id or raises `SendFailed` (transient or permanent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import parse_qsl
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
@@ -35,6 +43,32 @@ class WebhookRequest:
     def url(self) -> str:
         """The URL the request was made to (built only when an adapter needs it)."""
         return self.url_factory()
+
+    @cached_property
+    def form(self) -> MultiDict[str]:
+        """The body as an HTML form (application/x-www-form-urlencoded, UTF-8); raises Rejected."""
+        if self.content_type != "application/x-www-form-urlencoded":
+            raise Rejected(415, "unsupported_content_type", "send application/x-www-form-urlencoded")
+        if self.charset is not None and self.charset.lower().replace("-", "") != "utf8":
+            raise Rejected(415, "unsupported_charset", "forms are sent as UTF-8 (charset=utf-8)")
+        try:
+            text = self.body.decode("utf-8")
+            pairs = parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=bool(text),
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except UnicodeDecodeError:
+            raise Rejected(400, "invalid_encoding", "the form is not valid UTF-8") from None
+        except ValueError:
+            raise Rejected(400, "malformed_form", "the body is not a valid form") from None
+        return MultiDict(pairs)
+
+
+MAX_FORM_FIELDS = 200
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,7 @@ class InboundMessage:
     municipality: str | None = None
     postcode: str | None = None
     urgent: bool = False
+    edited: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,8 +107,34 @@ class Reply:
 
 @dataclass(frozen=True)
 class Accepted:
+    """`messages` may be empty: an update the gateway acknowledges and ignores, or a
+    delivery status callback (`delivery_status`, counted, never published)."""
+
     messages: tuple[InboundMessage, ...]
     reply: Reply = field(default_factory=lambda: Reply(status=202))
+    delivery_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A reply to send: the address comes from the unsealed reply handle, never from a
+    clear field; `last_inbound_at` is when the person's message it answers arrived."""
+
+    message_id: str
+    address: str
+    text: str
+    last_inbound_at: datetime | None = None
+
+
+class SendFailed(Exception):
+    """The provider did not take the message. `reason` is a short code without content
+    (the provider's error code where it gives one, e.g. "twilio-21211")."""
+
+    def __init__(self, reason: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class Rejected(Exception):
@@ -115,6 +176,10 @@ class ChannelKind:
         """Turn a verified request into messages, or raise `Rejected`."""
         raise NotImplementedError
 
-    async def send(self, channel: Channel, address: str, text: str) -> None:
-        """Deliver a counsellor's reply to `address` through the provider."""
-        raise NotImplementedError
+    async def send(self, channel: Channel, outgoing: Outgoing) -> str:
+        """Deliver a reply through the provider and return its message id; raise
+        `SendFailed` (permanent for a 4xx, transient for 5xx, 429, timeouts, no connection)."""
+        raise SendFailed("kind_cannot_send", permanent=True)
+
+    async def close(self) -> None:
+        """Release provider clients (HTTP sessions) at shutdown."""

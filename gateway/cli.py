@@ -157,6 +157,44 @@ def _schedule(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _telegram_set_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    """Register the channel's webhook (public_url and secret token) with Telegram."""
+    from telegram.error import TelegramError
+
+    from adapters.telegram_bot import TelegramBot
+
+    config = _load(args.config or settings.config_dir)
+    if config is None:
+        return 1
+    channel = config.channels.get(args.channel_id)
+    if channel is None or channel.kind != TelegramBot.name:
+        known = ", ".join(c.id for c in config.channels.values() if c.kind == TelegramBot.name) or "none"
+        print(f"no telegram channel {args.channel_id!r}; telegram channels: {known}", file=sys.stderr)
+        return 2
+    if not channel.usable:
+        print(f"set {', '.join(channel.missing_secrets)} in the environment first", file=sys.stderr)
+        return 2
+    if channel.settings.public_url is None:  # type: ignore[attr-defined]
+        print(f"channels/{channel.source.name}: settings.public_url is required", file=sys.stderr)
+        return 2
+    bot = TelegramBot()
+
+    async def register() -> bool:
+        try:
+            return await bot.set_webhook(channel)
+        finally:
+            await bot.close()
+
+    result = {"channel": channel.id, "url": channel.settings.public_url}  # type: ignore[attr-defined]
+    try:
+        ok = asyncio.run(register())
+    except TelegramError as exc:
+        print(orjson.dumps({**result, "ok": False, "error": type(exc).__name__}).decode())
+        return 1
+    print(orjson.dumps({**result, "ok": bool(ok)}).decode())
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="The Veilig Thuis messaging gateway")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -168,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--role",
         action="append",
-        choices=["ingest", "router"],
+        choices=["ingest", "router", "outbound"],
         help="run only this role (repeatable); default: every role in one process",
     )
     run.set_defaults(func=_run)
@@ -188,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--json", action="store_true", help="print one JSON object")
     schedule.add_argument("--config", help="configuration directory")
     schedule.set_defaults(func=_schedule)
+
+    telegram = commands.add_parser("telegram", help="Telegram channel tasks")
+    telegram_commands = telegram.add_subparsers(dest="telegram_command", required=True)
+    set_webhook = telegram_commands.add_parser(
+        "set-webhook", help="register a channel's webhook URL and secret token with Telegram"
+    )
+    set_webhook.add_argument("channel_id", help="a telegram channel id from the configuration")
+    set_webhook.add_argument("--config", help="configuration directory")
+    set_webhook.set_defaults(func=_telegram_set_webhook)
     return parser
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -168,9 +169,17 @@ class HttpSettings(_Model):
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
 
 
+class OutboundSettings(_Model):
+    send_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="One provider call")
+    attempts: int = Field(default=5, ge=1, le=20, description="Provider calls per delivery, at most")
+    max_backoff_seconds: float = Field(default=30.0, gt=0, le=600)
+    concurrency: int = Field(default=32, ge=1, le=1000, description="Replies in flight per process")
+
+
 class ServiceSettings(_Model):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
 
 
 class ChannelFile(_Model):
@@ -428,6 +437,43 @@ def load_config(directory: str | Path) -> Config:
         routing=routing,
         warnings=warnings,
     )
+
+
+def restart_needed(running: Config, loaded: Config) -> list[Problem]:
+    """What a reload cannot change in a running service: the teams (they own queues) and
+    the service settings (topology sizes, limits)."""
+    problems = []
+    if running.team_codes != loaded.team_codes:
+        problems.append(Problem("regions.yaml", "regions", "the set of regions changed; restart to apply"))
+    if running.service != loaded.service:
+        problems.append(Problem("gateway.yaml", "", "service settings changed; restart to apply"))
+    return problems
+
+
+class LiveConfig:
+    """The configuration in force; `reload()` swaps it only for a valid one, and tells
+    the subscribers (router, outbound) so they rebuild what they derived from it."""
+
+    def __init__(self, config: Config) -> None:
+        self.current = config
+        self._subscribers: list[Callable[[Config], None]] = []
+
+    def subscribe(self, callback: Callable[[Config], None]) -> None:
+        self._subscribers.append(callback)
+
+    def reload(self) -> tuple[Config | None, list[Problem]]:
+        """(the new configuration, []) when applied, or (None, problems) with the running one kept."""
+        try:
+            loaded = load_config(self.current.directory)
+        except ConfigError as exc:
+            return None, exc.problems
+        problems = restart_needed(self.current, loaded)
+        if problems:
+            return None, problems
+        self.current = loaded
+        for callback in self._subscribers:
+            callback(loaded)
+        return loaded, []
 
 
 def _has_extends_cycle(schedules: dict[str, Schedule]) -> bool:

@@ -97,6 +97,9 @@ class Envelope(_Document):
     sender: str = Field(description="Keyed pseudonym of the provider address", max_length=100)
     reply_handle: str = Field(description="Sealed (AES-GCM) address needed to answer")
     location_hint: LocationHint | None = None
+    edited: bool = Field(
+        default=False, description="The person edited an earlier message; this is the new text"
+    )
 
 
 OUTBOUND_SCHEMA_VERSION = "gateway.outbound.v1"

@@ -1,7 +1,8 @@
-"""The aiohttp application: webhooks, health, readiness and metrics."""
+"""The aiohttp application: webhooks, health, readiness, metrics and the admin reload."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 
@@ -12,13 +13,14 @@ from aiohttp import web
 from adapters import registry
 from adapters.base import Rejected, WebhookRequest
 from gateway.broker import Broker, PublishError
-from gateway.config import Config
+from gateway.config import LiveConfig, Problem
 from gateway.ingest import Ingest
 from gateway.metrics import Metrics
 
 log = structlog.get_logger("gateway.http")
 
-CONFIG_KEY = web.AppKey("config", Config)
+LIVE_KEY = web.AppKey("config", LiveConfig)
+ADMIN_TOKEN_KEY = web.AppKey("admin_token", str)
 BROKER_KEY = web.AppKey("broker", Broker)
 INGEST_KEY = web.AppKey("ingest", Ingest)
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -103,7 +105,7 @@ def _public_url(request: web.Request) -> str:
 
 
 async def webhook(request: web.Request) -> web.Response:
-    config = request.app[CONFIG_KEY]
+    config = request.app[LIVE_KEY].current
     metrics_ = request.app[METRICS_KEY]
     channel = config.channels.get(request.match_info["channel_id"])
     if channel is None:
@@ -151,6 +153,12 @@ async def webhook(request: web.Request) -> web.Response:
             headers=rejection.headers or None,
             **extra,
         )
+    if accepted.delivery_status is not None:
+        metrics_.delivery_status.labels(channel.kind, accepted.delivery_status).inc()
+        log.info("delivery_status", channel=channel.id, status=accepted.delivery_status)
+    reply = accepted.reply
+    if not accepted.messages:
+        return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
     metrics_.received_for(channel.kind).inc(len(accepted.messages))
     try:
         ids = await request.app[INGEST_KEY].accept(channel, accepted.messages)
@@ -164,24 +172,66 @@ async def webhook(request: web.Request) -> web.Response:
             headers={"Retry-After": "5"},
         )
     log.debug("webhook_accepted", channel=channel.id, envelope_ids=ids)
-    reply = accepted.reply
     if reply.status == 202 and not reply.body:
         return _json(202, {"status": "accepted", "ids": ids})
     return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
 
+async def admin_reload(request: web.Request) -> web.Response:
+    """POST /admin/reload: load the configuration directory again and apply it if valid."""
+    expected = request.app[ADMIN_TOKEN_KEY]
+    if not expected:
+        return _error(404, "admin_disabled", "set GATEWAY_ADMIN_TOKEN to enable the admin endpoints")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+        return _error(401, "wrong_token", "send Authorization: Bearer <GATEWAY_ADMIN_TOKEN>")
+    result = reload_config(request.app[LIVE_KEY], request.app[METRICS_KEY])
+    if result["problems"]:
+        return _json(422, {"error": "invalid_configuration", **result})
+    return _json(200, {"status": "reloaded", **result})
+
+
+def reload_config(live: LiveConfig, metrics_: Metrics) -> dict[str, object]:
+    """Reload and log the outcome (file, field and channel ids only, never values)."""
+    before = set(live.current.channels)
+    loaded, problems = live.reload()
+    if loaded is None:
+        metrics_.config_reloads.labels("refused").inc()
+        log.warning("config_reload_refused", problems=[str(p) for p in problems])
+        return {"problems": [_problem(p) for p in problems]}
+    after = set(loaded.channels)
+    metrics_.config_reloads.labels("applied").inc()
+    summary = {
+        "problems": [],
+        "channels": len(after),
+        "added": sorted(after - before),
+        "removed": sorted(before - after),
+    }
+    log.info("config_reloaded", **summary)
+    for warning in loaded.warnings:
+        log.warning("config_warning", detail=warning)
+    return summary
+
+
+def _problem(problem: Problem) -> dict[str, str]:
+    return {"file": problem.file, "field": problem.field, "message": problem.message}
+
+
 def create_app(
-    config: Config,
+    live: LiveConfig,
     broker: Broker,
     ingest: Ingest,
     metrics_: Metrics,
     *,
     webhooks: bool = True,
     readiness: dict[str, Callable[[], bool]] | None = None,
+    admin_token: str = "",
 ) -> web.Application:
     """`readiness`: further named checks for /readyz, beside configuration, broker and topology."""
-    app = web.Application(middlewares=[_errors], client_max_size=config.service.http.max_body_bytes)
-    app[CONFIG_KEY] = config
+    max_body = live.current.service.http.max_body_bytes
+    app = web.Application(middlewares=[_errors], client_max_size=max_body)
+    app[LIVE_KEY] = live
+    app[ADMIN_TOKEN_KEY] = admin_token
     app[BROKER_KEY] = broker
     app[INGEST_KEY] = ingest
     app[METRICS_KEY] = metrics_
@@ -195,6 +245,7 @@ def create_app(
         "topology": lambda: broker.ready,  # declared on every (re)connect before ready
         **(readiness or {}),
     }
+    app.router.add_post("/admin/reload", admin_reload)
     if webhooks:
         app.router.add_post("/channels/{channel_id}/webhook", webhook)
     return app

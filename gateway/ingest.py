@@ -67,19 +67,29 @@ def build_envelope(channel: Channel, message: InboundMessage, keyring: Keyring) 
         if message.municipality or message.postcode
         else None
     )
+    received_at = now_utc()
     return Envelope(
         id=envelope_id(channel.id, message.provider_message_id),
         conversation_id=keyring.pseudonym(f"{channel.id}\x1f{conversation_key}", prefix="c_"),
         channel=ChannelRef(kind=channel.kind, instance=channel.id),
-        received_at=now_utc(),
+        received_at=received_at,
         text=message.text,
         attachments=[
             Attachment(content_type=a.content_type, url=a.url, size=a.size) for a in message.attachments
         ],
         urgency=Urgency.HIGH if message.urgent else Urgency.NORMAL,
         sender=keyring.pseudonym(message.address),
-        reply_handle=keyring.seal({"channel": channel.id, "kind": channel.kind, "address": message.address}),
+        # "at": when the person wrote, for windows such as WhatsApp's 24 hours.
+        reply_handle=keyring.seal(
+            {
+                "channel": channel.id,
+                "kind": channel.kind,
+                "address": message.address,
+                "at": received_at.isoformat(),
+            }
+        ),
         location_hint=hint,
+        edited=message.edited,
     )
 
 

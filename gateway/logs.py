@@ -157,5 +157,10 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # These libraries log message bodies at DEBUG; never let that through.
-    for noisy in ("aio_pika", "aiormq", "aiohttp.access", "aiosqlite", "asyncpg", "sqlalchemy"):
+    for noisy in (
+        "aio_pika", "aiormq", "aiohttp.access", "aiosqlite", "asyncpg", "sqlalchemy",
+        # twilio formats request data (numbers, bodies) into its INFO lines; httpx logs
+        # URLs that hold the Telegram bot token; python-telegram-bot logs parameters.
+        "twilio", "httpx", "httpcore", "telegram",
+    ):  # fmt: skip
         logging.getLogger(noisy).setLevel(logging.WARNING)

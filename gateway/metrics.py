@@ -96,6 +96,49 @@ class Metrics:
             "Inbound messages that were not a valid envelope (dead-lettered)",
             registry=r,
         )
+        self.delivery_status = Counter(
+            "gateway_delivery_status",
+            "Provider delivery status callbacks, per channel kind and status (delivered, failed, ...)",
+            ["channel_kind", "status"],
+            registry=r,
+        )
+        self.outbound_sent = Counter(
+            "gateway_outbound_sent",
+            "Replies the provider accepted, per channel kind and origin (auto_reply/counsellor)",
+            ["channel_kind", "origin"],
+            registry=r,
+        )
+        self.outbound_failures = Counter(
+            "gateway_outbound_failures",
+            "Replies dead-lettered, per channel kind and reason (the provider's error code)",
+            ["channel_kind", "reason"],
+            registry=r,
+        )
+        self.outbound_retries = Counter(
+            "gateway_outbound_retries",
+            "Send attempts retried after a transient provider failure, per channel kind and reason",
+            ["channel_kind", "reason"],
+            registry=r,
+        )
+        self.outbound_duplicates = Counter(
+            "gateway_outbound_duplicates",
+            "Replies not sent because one with the same id was already sent",
+            ["channel_kind"],
+            registry=r,
+        )
+        self.outbound_latency = Histogram(
+            "gateway_outbound_latency_seconds",
+            "Time from a reply's creation to the provider accepting it, retries included",
+            ["channel_kind"],
+            buckets=PUBLISH_BUCKETS,
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "gateway_config_reloads",
+            "Configuration reloads, per result (applied/refused)",
+            ["result"],
+            registry=r,
+        )
         self._published_children: dict[str, Counter] = {}
         self._received_children: dict[str, Counter] = {}
 

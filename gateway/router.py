@@ -106,18 +106,24 @@ class Router:
         metrics: Metrics,
         clock: Callable[[], datetime],
     ) -> None:
-        self._config = config
         self._broker = broker
         self._store = store
         self._metrics = metrics
         self._clock = clock
-        self._index = RegionIndex.from_config(config)
-        self._acute = AcuteDanger(config.routing.acute_phrases)
-        self._schedules: dict[str, ResolvedSchedule] = {
+        self._regions = RegionCache()
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """Take a reloaded configuration: channels, municipalities, schedules, phrases, texts.
+        Batches already running finish with the one they started with."""
+        schedules: dict[str, ResolvedSchedule] = {
             code: resolve(region.schedule, config.schedules) for code, region in config.regions.items()
         }
-        self._schedules[NATIONAL] = resolve(config.national.schedule, config.schedules)
-        self._regions = RegionCache()
+        schedules[NATIONAL] = resolve(config.national.schedule, config.schedules)
+        self._index = RegionIndex.from_config(config)
+        self._acute = AcuteDanger(config.routing.acute_phrases)
+        self._schedules = schedules
+        self._config = config
 
     async def start(self) -> None:
         for shard in range(self._config.service.broker.inbound_shards):

@@ -1,4 +1,4 @@
-"""Assembling and running the service: config, keys, broker, ingest and HTTP."""
+"""Assembling and running the service: config, keys, broker, roles and HTTP."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import structlog
 from aiohttp import web
 
 from gateway.broker import AmqpBroker, Broker, parse_urls
-from gateway.config import Config, load_config
+from gateway.config import Config, LiveConfig, load_config
 from gateway.embedded_broker import EmbeddedBroker
-from gateway.http import create_app
+from gateway.http import create_app, reload_config
 from gateway.ingest import Ingest
 from gateway.keys import Keyring
 from gateway.metrics import Metrics
+from gateway.outbound import Outbound
 from gateway.router import Router
 from gateway.settings import Settings
 from gateway.store import Store
@@ -26,7 +27,7 @@ from gateway.topology import Topology, build_topology
 
 log = structlog.get_logger("gateway.service")
 
-ROLES = ("ingest", "router")  # the outbound and desk roles come with their issues
+ROLES = ("ingest", "router", "outbound")  # the desk role comes with its issue
 
 
 def make_clock(fake_time: datetime | None) -> Callable[[], datetime]:
@@ -55,13 +56,21 @@ def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
 @dataclass
 class Service:
     settings: Settings
-    config: Config
+    live: LiveConfig
     metrics: Metrics
     broker: Broker
     app: web.Application
     roles: frozenset[str]
     store: Store | None = None
     router: Router | None = None
+    outbound: Outbound | None = None
+
+    @property
+    def config(self) -> Config:
+        return self.live.current
+
+    def reload(self) -> dict[str, object]:
+        return reload_config(self.live, self.metrics)
 
 
 def build_service(
@@ -81,11 +90,23 @@ def build_service(
     keyring = Keyring(settings.secret_key or Keyring.generate_secret())
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
-    store = Store(settings.database_url) if "router" in roles else None
+    live = LiveConfig(config)
+    store = Store(settings.database_url) if roles & {"router", "outbound"} else None
     clock = make_clock(settings.fake_time)
-    router = Router(config, broker, store, metrics, clock) if store is not None else None
+    router = Router(config, broker, store, metrics, clock) if store and "router" in roles else None
+    if router is not None:
+        live.subscribe(router.reconfigure)
+    outbound = Outbound(live, broker, store, keyring, metrics) if store and "outbound" in roles else None
     readiness = {"database": lambda: store.ready} if store is not None else {}
-    app = create_app(config, broker, ingest, metrics, webhooks="ingest" in roles, readiness=readiness)
+    app = create_app(
+        live,
+        broker,
+        ingest,
+        metrics,
+        webhooks="ingest" in roles,
+        readiness=readiness,
+        admin_token=settings.admin_token or "",
+    )
     topology = topology_for(config)
 
     async def start_broker(_: web.Application) -> None:
@@ -103,17 +124,21 @@ def build_service(
             if store.embedded:
                 log.warning(
                     "embedded_store",
-                    detail="GATEWAY_DATABASE_URL is not set: router state "
-                    "lives in an in-memory SQLite database and is lost on restart",
+                    detail="GATEWAY_DATABASE_URL is not set: router and outbound state "
+                    "live in an in-memory SQLite database and are lost on restart",
                 )
             await store.start()
         await broker.start(topology)
         if router is not None:
             await router.start()
+        if outbound is not None:
+            await outbound.start()
         log.info("roles", roles=sorted(roles))
 
     async def close_broker(_: web.Application) -> None:
         await broker.close()
+        if outbound is not None:
+            await outbound.close()
         if store is not None:
             await store.close()
 
@@ -121,7 +146,7 @@ def build_service(
     app.on_cleanup.append(close_broker)
     for warning in config.warnings:
         log.warning("config_warning", detail=warning)
-    return Service(settings, config, metrics, broker, app, frozenset(roles), store, router)
+    return Service(settings, live, metrics, broker, app, frozenset(roles), store, router, outbound)
 
 
 async def serve(service: Service, host: str, port: int) -> None:
@@ -145,11 +170,12 @@ async def serve(service: Service, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.reload)
     try:
         await stop.wait()
         log.info("shutting_down")
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
         await runner.cleanup()

@@ -17,6 +17,7 @@ class Settings:
     log_level: str
     database_url: str | None = None
     fake_time: datetime | None = None
+    admin_token: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -34,6 +35,7 @@ class Settings:
                 raise ValueError("GATEWAY_FAKE_TIME must carry an offset, e.g. 2025-11-21T18:00:00+01:00")
         return cls(
             database_url=env.get("GATEWAY_DATABASE_URL") or None,
+            admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             fake_time=fake_time,
             amqp_url=env.get("GATEWAY_AMQP_URL") or None,
             config_dir=env.get("GATEWAY_CONFIG", "config/"),

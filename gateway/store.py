@@ -37,6 +37,15 @@ auto_replies = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+sent_replies = sa.Table(
+    "sent_replies",
+    metadata,
+    sa.Column("message_id", sa.String(100), primary_key=True),
+    sa.Column("channel_kind", sa.String(40), nullable=False),
+    sa.Column("provider_message_id", sa.String(100), nullable=False),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 def database_url(url: str | None) -> str:
     """Accept the usual postgres:// spellings and pick the asyncio driver."""
@@ -137,6 +146,27 @@ class Store:
             return
         async with self._turns, self.engine.begin() as own:
             await own.execute(statement)
+
+    async def was_sent(self, message_id: str) -> bool:
+        async with self._turns, self.engine.connect() as connection:
+            result = await connection.execute(
+                sa.select(sent_replies.c.message_id).where(sent_replies.c.message_id == message_id)
+            )
+            return result.first() is not None
+
+    async def record_sent(self, message_id: str, channel_kind: str, provider_message_id: str) -> None:
+        statement = (
+            _insert(self.engine.dialect.name)(sent_replies)
+            .values(
+                message_id=message_id,
+                channel_kind=channel_kind,
+                provider_message_id=provider_message_id[:100],
+                sent_at=datetime.now(UTC),
+            )
+            .on_conflict_do_nothing()
+        )
+        async with self._turns, self.engine.begin() as connection:
+            await connection.execute(statement)
 
     @asynccontextmanager
     async def claims(self) -> AsyncIterator[tuple[Claims, AsyncConnection]]:

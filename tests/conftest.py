@@ -33,6 +33,23 @@ TOKEN_ENV = "GW_HTTP_JSON_ZUIDOOST_BRABANT_TOKEN"
 TEST_TOKEN = "test-token-" + "x" * 24
 TEST_SECRET = "test-secret-key-" + "k" * 32
 HTTP_JSON_CHANNEL = "http-json-zuidoost-brabant"
+SMS_CHANNEL = "sms-zuidoost-brabant"
+WHATSAPP_CHANNEL = "whatsapp-rotterdam-rijnmond"
+TELEGRAM_CHANNEL = "telegram-amsterdam-amstelland"
+TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_AUTH_TOKEN = "twilio-auth-token-" + "t" * 14
+TELEGRAM_BOT_TOKEN = "7000000001:AAH" + "b" * 32
+TELEGRAM_SECRET = "telegram-secret_" + "s" * 16
+# Every credential the example channels refer to, as the tests set them.
+EXAMPLE_SECRETS = {
+    TOKEN_ENV: TEST_TOKEN,
+    "GW_SMS_ZUIDOOST_BRABANT_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
+    "GW_SMS_ZUIDOOST_BRABANT_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+    "GW_WHATSAPP_ROTTERDAM_RIJNMOND_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
+    "GW_WHATSAPP_ROTTERDAM_RIJNMOND_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+    "GW_TELEGRAM_AMSTERDAM_AMSTELLAND_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
+    "GW_TELEGRAM_AMSTERDAM_AMSTELLAND_SECRET_TOKEN": TELEGRAM_SECRET,
+}
 
 
 def broker_required() -> bool:
@@ -120,7 +137,8 @@ def database_url(database_admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TEST_TOKEN)
+    for name, value in EXAMPLE_SECRETS.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -279,7 +297,7 @@ class ServiceProcess:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
         environ.update(
             {
-                TOKEN_ENV: TEST_TOKEN,
+                **EXAMPLE_SECRETS,
                 "GATEWAY_SECRET_KEY": TEST_SECRET,
                 "GATEWAY_CONFIG": str(config_dir),
                 "GATEWAY_LOG_LEVEL": "DEBUG",
