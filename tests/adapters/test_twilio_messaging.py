@@ -255,7 +255,7 @@ async def test_twilio_request(rabbit_service, vhost, case: Case) -> None:
 
 
 async def test_status_callbacks_update_the_metric(rabbit_service) -> None:
-    service, client = rabbit_service
+    _, client = rabbit_service
     path = f"/channels/{SMS_CHANNEL}/webhook"
     fields = status_callback("undelivered")
     fields["ErrorCode"] = "30003"
