@@ -104,11 +104,15 @@ class TelegramBot(ChannelKind):
             raise Rejected(400, "malformed_json", "the body is not valid JSON") from None
         if not isinstance(data, dict) or type(data.get("update_id")) is not int:
             raise Rejected(422, "invalid_update", "an update is an object with an integer update_id")
+        ok = Reply(status=200)
+        if not any(key in data for key in ALLOWED_UPDATES):
+            # Not a message (a member joined, a poll...): acknowledged and ignored, without
+            # parsing, so a kind of update newer than this library is not refused either.
+            return Accepted((), ok)
         try:
             update = telegram.Update.de_json(data, None)
         except (TypeError, ValueError, KeyError, AttributeError):
             raise Rejected(422, "invalid_update", "the update could not be read") from None
-        ok = Reply(status=200)
         message = update.message or update.edited_message
         if message is None or message.chat is None:
             return Accepted((), ok)

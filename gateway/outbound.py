@@ -3,8 +3,9 @@
 For each reply (auto-reply or counsellor): the address comes from the sealed
 reply handle, never from a clear field; the channel kind's adapter sends it,
 with each provider call bounded by `send_timeout_seconds` and transient failures
-(5xx, 429 with its Retry-After, timeouts, connection errors) retried with
-exponential backoff up to `attempts` calls. Then:
+(5xx, 429, timeouts, connection errors) retried with exponential backoff (at
+most `max_backoff_seconds`, but never sooner than a 429's Retry-After) up to
+`attempts` calls. Then:
 
 - accepted by the provider: recorded in `sent_replies`, then acked;
 - refused for good (a 4xx): a copy goes to gw.dead with the reason (the
@@ -152,9 +153,10 @@ class Outbound:
         backoff = wait_exponential(multiplier=0.2, max=settings.max_backoff_seconds)
 
         def wait(state: RetryCallState) -> float:
+            """Exponential backoff, but never sooner than the provider's Retry-After."""
             failure = state.outcome.exception() if state.outcome else None
             retry_after = failure.retry_after if isinstance(failure, SendFailed) else None
-            return min(max(backoff(state), retry_after or 0.0), settings.max_backoff_seconds)
+            return max(backoff(state), retry_after or 0.0)
 
         def counted(state: RetryCallState) -> None:
             failure = state.outcome.exception() if state.outcome else None

@@ -5,6 +5,7 @@ and only skip on a developer's machine without it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -177,6 +178,20 @@ async def purge_all(url: str, config: Config) -> None:
                 channel = await connection.channel()
                 continue
             await declared.purge()
+    finally:
+        await connection.close()
+
+
+async def clean_state(url: str, database_url: str, config: Config) -> None:
+    """Empty every queue of the topology and every table of the shared state."""
+    import asyncpg
+
+    await purge_all(url, config)
+    connection = await asyncpg.connect(database_url)
+    try:
+        for table in ("auto_replies", "conversation_regions", "sent_replies"):
+            with contextlib.suppress(asyncpg.UndefinedTableError):  # not migrated yet
+                await connection.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
     finally:
         await connection.close()
 

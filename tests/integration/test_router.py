@@ -13,7 +13,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -27,9 +26,9 @@ from tests.conftest import (
     TEST_TOKEN,
     ServiceProcess,
     auth,
+    clean_state,
     drain,
     inbound_queues,
-    purge_all,
     queue_depths,
     settings_for,
     team_queues,
@@ -56,18 +55,6 @@ def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example_env: Non
     return root
 
 
-async def clean(url: str, database_url: str, config) -> None:
-    await purge_all(url, config)
-    connection = await asyncpg.connect(database_url)
-    try:
-        for table in ("auto_replies", "conversation_regions"):
-            await connection.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
-    except asyncpg.UndefinedTableError:
-        pass  # not migrated yet: the service will
-    finally:
-        await connection.close()
-
-
 async def post(client, channel: str, **body: object) -> str:
     response = await client.post(f"/channels/{channel}/webhook", json=body, headers=auth())
     assert response.status == 202, await response.text()
@@ -89,7 +76,7 @@ async def routed(url: str, config, *, expected: int) -> dict[str, tuple[str, Env
 
 async def in_process_service(vhost, database_url: str, config_dir: Path, now: datetime):
     config = load_config(config_dir)
-    await clean(vhost[1], database_url, config)
+    await clean_state(vhost[1], database_url, config)
     # No outbound role: the auto-replies must stay in gw.outbound to be counted.
     roles = frozenset({"ingest", "router"})
     service = build_service(settings_for(vhost[1], database_url, now), config, roles=roles)
@@ -205,7 +192,7 @@ def router(url: str, database_url: str, log: Path, **env: str) -> ServiceProcess
 
 async def test_two_routers_keep_the_order_of_each_conversation(vhost, database_url, config, tmp_path) -> None:
     url = vhost[1]
-    await clean(url, database_url, config)
+    await clean_state(url, database_url, config)
     ingest = ServiceProcess(url, tmp_path / "ingest.log", roles=("ingest",))
     routers = [router(url, database_url, tmp_path / f"router-{i}.log") for i in range(2)]
     posted: dict[str, list[str]] = defaultdict(list)
@@ -244,7 +231,7 @@ async def test_a_router_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     vhost, database_url, config, tmp_path
 ) -> None:
     url = vhost[1]
-    await clean(url, database_url, config)
+    await clean_state(url, database_url, config)
     ingest = ServiceProcess(url, tmp_path / "ingest.log", roles=("ingest",))
     first = router(url, database_url, tmp_path / "router-a.log")
     second: ServiceProcess | None = None
@@ -294,7 +281,7 @@ async def test_one_auto_reply_per_conversation_across_two_routers(
     vhost, database_url, config, tmp_path, handover: str
 ) -> None:
     url = vhost[1]
-    await clean(url, database_url, config)
+    await clean_state(url, database_url, config)
     closed = {"GATEWAY_FAKE_TIME": CLOSED_TIME.isoformat()}
     ingest = ServiceProcess(url, tmp_path / "ingest.log", roles=("ingest",))
     first = router(url, database_url, tmp_path / "router-a.log", **closed)
