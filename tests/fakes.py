@@ -76,6 +76,8 @@ class FakeProvider:
             self._hung.append(released)
             await released.wait()
             return web.Response(status=503)
+        if behaviour == "ok" and request.path.endswith("/setWebhook"):
+            return web.json_response({"ok": True, "result": True, "description": "Webhook was set"})
         return self._answer(behaviour, len(self.calls))
 
     def _answer(self, behaviour: str, n: int) -> web.Response:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from gateway.cli import main
-from gateway.config import ConfigError, load_config
+from gateway.config import ConfigError, LiveConfig, load_config
 from tests.conftest import EXAMPLE_CONFIG, TEST_TOKEN, TOKEN_ENV
 
 REQUIRED_CODES = {"zuidoost-brabant", "rotterdam-rijnmond", "amsterdam-amstelland"}
@@ -217,3 +217,60 @@ def test_check_config_fails_on_an_invalid_directory(tmp_path: Path, capsys) -> N
 def test_check_config_on_a_missing_directory(tmp_path: Path, capsys) -> None:
     assert main(["check-config", str(tmp_path / "nope")]) == 1
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_the_example_provider_channels_exist_with_their_secrets_as_references(config) -> None:
+    expected = {
+        "sms-zuidoost-brabant": ("sms", "zuidoost-brabant"),
+        "whatsapp-rotterdam-rijnmond": ("whatsapp", "rotterdam-rijnmond"),
+        "telegram-amsterdam-amstelland": ("telegram", "amsterdam-amstelland"),
+    }
+    for channel_id, (kind, region) in expected.items():
+        channel = config.channels[channel_id]
+        assert (channel.kind, channel.region) == (kind, region) and channel.usable
+        raw = yaml.safe_load((EXAMPLE_CONFIG / "channels" / f"{channel_id}.yaml").read_text())
+        for name in channel.secrets:
+            assert raw["settings"][name].startswith("${"), f"{channel_id}: {name} is not a reference"
+
+
+def _live(tmp_path: Path) -> tuple[Path, LiveConfig]:
+    root = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, root)
+    return root, LiveConfig(load_config(root))
+
+
+def test_a_reload_applies_a_valid_directory_and_tells_the_subscribers(tmp_path: Path, example_env) -> None:
+    root, live = _live(tmp_path)
+    seen: list[object] = []
+    live.subscribe(seen.append)
+    shutil.copy(root / "channels" / "sms-zuidoost-brabant.yaml", root / "channels" / "sms-twente.yaml")
+    _edit_yaml("channels/sms-twente.yaml", lambda d: d.update(id="sms-twente", region="twente"))(root)
+    loaded, problems = live.reload()
+    assert problems == [] and loaded is live.current and seen == [loaded]
+    assert live.current.channels["sms-twente"].region == "twente"
+
+
+@pytest.mark.parametrize(
+    ("change", "file", "field"),
+    [
+        (
+            _write("channels/broken.yaml", "id: broken\nkind: sms\n"),
+            "channels/broken.yaml",
+            "settings.account_sid",
+        ),
+        (_edit_yaml("gateway.yaml", lambda d: d["broker"].update(inbound_shards=8)), "gateway.yaml", ""),
+        (_edit_yaml("regions.yaml", lambda d: d["regions"].pop()), "regions.yaml", "regions"),
+    ],
+    ids=["invalid channel file", "service settings changed", "a region removed"],
+)
+def test_a_reload_refuses_and_keeps_the_running_configuration(
+    tmp_path: Path, example_env, change, file: str, field: str
+) -> None:
+    root, live = _live(tmp_path)
+    running = live.current
+    seen: list[object] = []
+    live.subscribe(seen.append)
+    change(root)
+    loaded, problems = live.reload()
+    assert loaded is None and live.current is running and seen == []
+    assert (file, field) in {(p.file, p.field) for p in problems}

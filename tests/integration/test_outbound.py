@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -302,3 +303,33 @@ async def test_a_forged_reply_handle_is_dead_lettered_unsent(world) -> None:
     dead = await drain(world["url"], ["gw.dead"], idle=2.0)
     assert [m.headers["x-gateway-reason"] for m in dead] == ["unreadable_handle"]
     assert twilio.calls == []
+
+
+async def test_telegram_set_webhook_registers_url_and_secret(tmp_path, example_env) -> None:
+    twilio, telegram = FakeProvider("twilio"), await FakeProvider("telegram").start()
+    try:
+        root = provider_config(tmp_path / "config", twilio, telegram)
+        command = [sys.executable, "-m", "gateway.cli", "telegram", "set-webhook", TELEGRAM_CHANNEL]
+        process = await asyncio.create_subprocess_exec(
+            *command, "--config", str(root), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert json.loads(out) == {
+            "channel": TELEGRAM_CHANNEL,
+            "url": PUBLIC.format(channel=TELEGRAM_CHANNEL),
+            "ok": True,
+        }
+        (call,) = telegram.calls
+        assert call.path == f"/bot{TELEGRAM_BOT_TOKEN}/setWebhook"
+        assert call.fields["url"] == PUBLIC.format(channel=TELEGRAM_CHANNEL)
+        assert call.fields["secret_token"] == TELEGRAM_SECRET
+        assert json.loads(call.fields["allowed_updates"]) == ["message", "edited_message"]
+
+        unknown = await asyncio.create_subprocess_exec(
+            *command[:-1], SMS_CHANNEL, "--config", str(root), stderr=asyncio.subprocess.PIPE
+        )
+        _, err = await unknown.communicate()
+        assert unknown.returncode == 2 and b"no telegram channel" in err
+    finally:
+        await telegram.stop()
