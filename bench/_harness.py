@@ -195,6 +195,11 @@ async def metric_total(port: int, family: str) -> float:
     )
 
 
+def percentile(ordered: list[float], p: float) -> float:
+    """The p-th percentile of an already sorted list (nearest rank)."""
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

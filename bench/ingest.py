@@ -5,6 +5,11 @@ Rounds alternate gateway and baseline; the figures are medians over rounds.
 
     .venv/bin/python bench/ingest.py [--connections 50] [--duration 10] [--rounds 3]
     .venv/bin/python bench/ingest.py --end-to-end
+    .venv/bin/python bench/ingest.py --channel sms
+
+With --channel sms the load is Twilio SMS webhooks (form bodies signed with the
+twilio library's RequestValidator, so the gateway validates each signature); the
+baseline receives the same bodies.
 
 Without --end-to-end the gateway runs the ingest role only (webhook to inbound
 queue: one confirmed publish, like the baseline). With --end-to-end it runs
@@ -29,8 +34,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aio_pika
+from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
@@ -43,6 +50,7 @@ from bench._harness import (
     free_port,
     median,
     metric_total,
+    percentile,
     post_load,
     purge,
     python_env,
@@ -53,32 +61,55 @@ from gateway.service import topology_for
 
 TOKEN = "bench-token-0123456789abcdef"
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
-CHANNEL = "http-json-zuidoost-brabant"
+CHANNELS = {"http-json": "http-json-zuidoost-brabant", "sms": "sms-zuidoost-brabant"}
+TWILIO_SID, TWILIO_TOKEN = "AC" + "0" * 32, "bench-auth-token-0123456789abcdef"
+SECRETS = {
+    "GW_HTTP_JSON_ZUIDOOST_BRABANT_TOKEN": TOKEN,
+    "GW_SMS_ZUIDOOST_BRABANT_ACCOUNT_SID": TWILIO_SID,
+    "GW_SMS_ZUIDOOST_BRABANT_AUTH_TOKEN": TWILIO_TOKEN,
+}
+SMS_PUBLIC_URL = "https://gateway.veiligthuis.example/channels/sms-zuidoost-brabant/webhook"
 OPEN_MONDAY_MORNING = "2025-11-24T10:00:00+01:00"
 
 
 class Requests:
     """Makes the webhook bodies; in end-to-end mode remembers when each was sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "http-json") -> None:
+        self.kind = kind
+        self.channel = CHANNELS[kind]
         self.track = False
         self.sent: dict[str, float] = {}
         # Unique per phase: a provider id seen before is a retried webhook, which the gateway
         # answers without publishing, and would flatter it.
         self.prefix = f"bench-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._validator = RequestValidator(TWILIO_TOKEN)
 
     def __call__(self, n: int) -> tuple[bytes, dict[str, str]]:
-        provider_id = f"{self.prefix}-{n}"
-        if self.track:
-            self.sent[envelope_id(CHANNEL, provider_id)] = time.perf_counter()
-        body = json.dumps(
-            {
-                "message_id": provider_id,
-                "sender": f"person-{n % 997}",
-                "text": "Ik wil graag iemand spreken over wat er thuis gebeurt.",
+        text = "Ik wil graag iemand spreken over wat er thuis gebeurt."
+        if self.kind == "sms":
+            provider_id = f"SM{uuid.uuid4().hex}"
+            fields = {
+                "MessageSid": provider_id,
+                "AccountSid": TWILIO_SID,
+                "From": f"+3161{n % 997:07d}",
+                "To": "+3197010580001",
+                "Body": text,
+                "NumMedia": "0",
+                "ApiVersion": "2010-04-01",
             }
-        )
-        return body.encode(), {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+            signature = self._validator.compute_signature(SMS_PUBLIC_URL, fields)
+            body = urlencode(fields).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
+        else:
+            provider_id = f"{self.prefix}-{n}"
+            body = json.dumps(
+                {"message_id": provider_id, "sender": f"person-{n % 997}", "text": text}
+            ).encode()
+            headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        if self.track:
+            self.sent[envelope_id(self.channel, provider_id)] = time.perf_counter()
+        return body, headers
 
 
 async def watch_arrivals(
@@ -113,7 +144,7 @@ async def measure(
 ) -> tuple[LoadResult, list[float], float]:
     """One phase of load; with `watch`, also each message's webhook-to-region-queue time and
     the rate at which messages reached the region queue during the measured window."""
-    requests = Requests()
+    requests = Requests(args.channel)
     arrived: list[tuple[float, float]] = []
     stop_watching = asyncio.Event()
     watcher = None
@@ -140,12 +171,9 @@ async def measure(
     return result, sorted(latency for _, latency in arrived), in_window / args.duration
 
 
-def percentile(ordered: list[float], p: float) -> float:
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
-
-
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    os.environ["GW_HTTP_JSON_ZUIDOOST_BRABANT_TOKEN"] = TOKEN
+    os.environ.update(SECRETS)
+    channel = CHANNELS[args.channel]
     config = load_config(ROOT / "config")
     topology = topology_for(config)
     inbound_arguments = next(q.arguments for q in topology.queues if q.name == "gw.inbound.0")
@@ -163,7 +191,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             GATEWAY_SECRET_KEY=SECRET,
             GATEWAY_CONFIG=os.environ.get("BENCH_CONFIG", str(ROOT / "config")),
             GATEWAY_LOG_LEVEL="INFO",
-            GW_HTTP_JSON_ZUIDOOST_BRABANT_TOKEN=TOKEN,
+            **SECRETS,
         )
         if args.end_to_end:
             gateway_env["GATEWAY_FAKE_TIME"] = OPEN_MONDAY_MORNING
@@ -197,13 +225,13 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await gateway.wait_ready()
             await baseline.wait_ready()
             for process in (baseline, gateway):  # unmeasured: steady state, not start-up, is compared
-                url = f"http://127.0.0.1:{process.port}/channels/{CHANNEL}/webhook"
-                await post_load(url, Requests(), args.connections, args.warmup_phase, 0)
+                url = f"http://127.0.0.1:{process.port}/channels/{channel}/webhook"
+                await post_load(url, Requests(args.channel), args.connections, args.warmup_phase, 0)
             await asyncio.sleep(2 if args.end_to_end else 0)
             await purge(vhost.url, queues)
             for round_ in range(args.rounds):
                 for name, process in (("baseline", baseline), ("gateway", gateway)):
-                    url = f"http://127.0.0.1:{process.port}/channels/{CHANNEL}/webhook"
+                    url = f"http://127.0.0.1:{process.port}/channels/{channel}/webhook"
                     watch = region_queues if args.end_to_end and name == "gateway" else None
                     result, arrivals, e2e_rate = await measure(process, url, vhost.url, watch, args)
                     results[name].append(result)
@@ -235,6 +263,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             else "end-to-end: webhook to region queue, "
             + ("ingest and router in two processes" if args.split_roles else "every role in one process")
         ),
+        "channel": channel,
         "connections": args.connections,
         "rounds": args.rounds,
         "duration_s": args.duration,
@@ -274,6 +303,7 @@ def main() -> None:
     parser.add_argument(
         "--warmup-phase", type=float, default=5.0, help="seconds of unmeasured load before the rounds"
     )
+    parser.add_argument("--channel", choices=sorted(CHANNELS), default="http-json", help="webhook kind")
     parser.add_argument("--end-to-end", action="store_true", help="every role; time webhook to region queue")
     parser.add_argument(
         "--split-roles", action="store_true", help="with --end-to-end: ingest and router as two processes"

@@ -28,8 +28,9 @@ sent within the same instant is not guaranteed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -48,6 +49,44 @@ from gateway.topology import DEAD_EXCHANGE, OUTBOUND_QUEUE
 log = structlog.get_logger("gateway.outbound")
 
 REASON_HEADER = "x-gateway-reason"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    """Calls made while a database round trip is under way wait and go together in the
+    next one, as a database's own group commit does: with 32 replies in flight, one
+    statement serves many of them instead of each paying a round trip and a commit."""
+
+    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._busy = False
+
+    async def __call__(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if not self._busy:
+            self._busy = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self._run([item for item, _ in batch])
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._busy = False
 
 
 def _transient(exc: BaseException) -> bool:
@@ -71,6 +110,16 @@ class Outbound:
         self._metrics = metrics
         self._clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
+        self._already_sent = GroupCommit(self._check_sent)
+        self._record_sent = GroupCommit(self._write_sent)
+
+    async def _check_sent(self, message_ids: list[str]) -> list[bool]:
+        sent = await self._store.already_sent(message_ids)
+        return [message_id in sent for message_id in message_ids]
+
+    async def _write_sent(self, replies: list[tuple[str, str, str]]) -> list[None]:
+        await self._store.record_sent(replies)
+        return [None] * len(replies)
 
     @property
     def _settings(self) -> OutboundSettings:
@@ -104,7 +153,7 @@ class Outbound:
 
     async def _deliver(self, delivery: Delivery, reply: OutboundMessage) -> None:
         kind_name = reply.channel.kind
-        if await self._store.was_sent(reply.id):
+        if await self._already_sent(reply.id):
             self._metrics.outbound_duplicates.labels(kind_name).inc()
             log.info("reply_already_sent", reply_id=reply.id)
             await delivery.ack()
@@ -140,7 +189,7 @@ class Outbound:
                 log.warning("reply_send_gave_up", reply_id=reply.id, reason=failure.reason)
                 await delivery.reject(requeue=True)  # the delivery limit bounds the redeliveries
             return
-        await self._store.record_sent(reply.id, kind_name, provider_id)
+        await self._record_sent((reply.id, kind_name, provider_id))
         self._metrics.outbound_sent.labels(kind_name, reply.origin).inc()
         self._metrics.outbound_latency.labels(kind_name).observe(
             max(0.0, (datetime.now(UTC) - reply.created_at).total_seconds())

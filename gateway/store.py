@@ -147,24 +147,22 @@ class Store:
         async with self._turns, self.engine.begin() as own:
             await own.execute(statement)
 
-    async def was_sent(self, message_id: str) -> bool:
+    async def already_sent(self, message_ids: list[str]) -> set[str]:
+        """Which of these replies a provider has already accepted."""
         async with self._turns, self.engine.connect() as connection:
             result = await connection.execute(
-                sa.select(sent_replies.c.message_id).where(sent_replies.c.message_id == message_id)
+                sa.select(sent_replies.c.message_id).where(sent_replies.c.message_id.in_(set(message_ids)))
             )
-            return result.first() is not None
+            return {row.message_id for row in result}
 
-    async def record_sent(self, message_id: str, channel_kind: str, provider_message_id: str) -> None:
-        statement = (
-            _insert(self.engine.dialect.name)(sent_replies)
-            .values(
-                message_id=message_id,
-                channel_kind=channel_kind,
-                provider_message_id=provider_message_id[:100],
-                sent_at=datetime.now(UTC),
-            )
-            .on_conflict_do_nothing()
-        )
+    async def record_sent(self, replies: list[tuple[str, str, str]]) -> None:
+        """Remember replies (message id, channel kind, provider message id) as sent."""
+        now = datetime.now(UTC)
+        rows = [
+            {"message_id": m, "channel_kind": k, "provider_message_id": p[:100], "sent_at": now}
+            for m, k, p in replies
+        ]
+        statement = _insert(self.engine.dialect.name)(sent_replies).values(rows).on_conflict_do_nothing()
         async with self._turns, self.engine.begin() as connection:
             await connection.execute(statement)
 
