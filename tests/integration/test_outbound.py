@@ -333,3 +333,19 @@ async def test_telegram_set_webhook_registers_url_and_secret(tmp_path, example_e
         assert unknown.returncode == 2 and b"no telegram channel" in err
     finally:
         await telegram.stop()
+
+
+async def test_an_unreachable_provider_is_retried_then_parked_by_the_delivery_limit(world) -> None:
+    twilio: FakeProvider = world["twilio"]
+    envelope = await inbound(world, SMS_CHANNEL)
+    await twilio.stop()  # nothing listens there any more: every call is a connection error
+    reply_id = await publish_reply(world["url"], envelope)
+    dead = await drain(world["url"], ["gw.dead"], idle=3.0, limit=60)
+    assert [m.message_id for m in dead] == [reply_id]
+    assert dead[0].headers.get("x-first-death-reason") == "delivery_limit"
+    retries = await metric(
+        world, 'gateway_outbound_retries_total{channel_kind="sms",reason="connection_error"}'
+    )
+    # 3 attempts per delivery (2 retries each), over the queue's delivery limit of 5 and one more delivery
+    assert retries >= 10
+    assert await metric(world, 'gateway_outbound_sent_total{channel_kind="sms"') == 0
