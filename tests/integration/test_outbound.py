@@ -349,3 +349,31 @@ async def test_an_unreachable_provider_is_retried_then_parked_by_the_delivery_li
     # 3 attempts per delivery (2 retries each), over the queue's delivery limit of 5 and one more delivery
     assert retries >= 10
     assert await metric(world, 'gateway_outbound_sent_total{channel_kind="sms"') == 0
+
+
+async def test_whatsapp_outside_the_window_sends_the_configured_template(tmp_path, example_env) -> None:
+    from dataclasses import replace
+
+    from adapters.base import Outgoing
+    from adapters.twilio_messaging import WhatsApp
+
+    twilio = await FakeProvider("twilio").start()
+    adapter = WhatsApp()
+    try:
+        root = provider_config(tmp_path / "config", twilio, FakeProvider("telegram"))
+        channel = load_config(root).channels[WHATSAPP_CHANNEL]
+        template = "HX" + "ab" * 16
+        channel = replace(
+            channel, settings=channel.settings.model_copy(update={"template_content_sid": template})
+        )
+        old = datetime.now(UTC) - timedelta(hours=30)
+        await adapter.send(channel, Outgoing("r-1", f"whatsapp:{PERSON}", REPLY, last_inbound_at=old))
+        recent = datetime.now(UTC) - timedelta(hours=23)
+        await adapter.send(channel, Outgoing("r-2", f"whatsapp:{PERSON}", REPLY, last_inbound_at=recent))
+        assert [c.fields for c in twilio.calls] == [
+            {"To": f"whatsapp:{PERSON}", "From": "whatsapp:+3197010580002", "ContentSid": template},
+            {"To": f"whatsapp:{PERSON}", "From": "whatsapp:+3197010580002", "Body": REPLY},
+        ]
+    finally:
+        await adapter.close()
+        await twilio.stop()
