@@ -10,6 +10,10 @@ A channel kind is one module in `adapters/` holding a class that subclasses
   nothing is published from a rejected request.
 - `send(channel, outgoing)`: deliver a reply through the provider; returns the
   provider's message id or raises `SendFailed` (transient or permanent).
+
+A kind that serves pages of its own (web chat, an intake form) also implements
+`page(channel, request, path)` for everything under /channels/{id}/ other than
+the webhook, and takes the service's `Runtime` in `attach()` at start.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ from multidict import CIMultiDict, CIMultiDictProxy, MultiDict
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from gateway.config import Channel
+    from gateway.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,7 @@ class Outgoing:
     address: str
     text: str
     last_inbound_at: datetime | None = None
+    origin: str = "counsellor"
 
 
 class SendFailed(Exception):
@@ -183,3 +191,12 @@ class ChannelKind:
 
     async def close(self) -> None:
         """Release provider clients (HTTP sessions) at shutdown."""
+
+    async def attach(self, runtime: Runtime) -> None:
+        """Called once when a service starts, with what it lends to kinds that need it."""
+
+    async def page(self, channel: Channel, request: web.Request, path: str) -> web.StreamResponse:
+        """Serve /channels/{id}/{path} (a page, a script, a socket); 404 unless the kind has pages."""
+        from aiohttp import web
+
+        raise web.HTTPNotFound()

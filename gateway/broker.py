@@ -74,6 +74,7 @@ class Delivery(Protocol):
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+Notification = Callable[[bytes], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,12 @@ class Broker(Protocol):
         """Hand the queue's messages to `handler` in order, in batches; the outcome of a
         batch (publishes, acks, dead-letters) is applied atomically. `on_attach` runs each
         time the consumer (re)attaches: state kept about the queue may be stale by then."""
+        ...
+
+    async def subscribe(self, exchange: str, handler: Notification) -> None:
+        """Receive every message published to a fanout exchange while this process runs
+        (a queue of its own, deleted with the connection; re-made after a reconnect).
+        For wake-up calls, not for data: what is published while the link is down is missed."""
         ...
 
     async def close(self) -> None: ...
@@ -261,6 +268,7 @@ class AmqpBroker:
         self._heartbeat = heartbeat
         self._consumers: list[_Consumer] = []
         self._batch_consumers: list[_BatchConsumer] = []
+        self._subscriptions: list[tuple[str, Notification]] = []
         self._batch_tasks: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
         self._closing = False
@@ -344,6 +352,8 @@ class AmqpBroker:
             await self._attach(connection, consumer)
         for batch_consumer in self._batch_consumers:
             await self._attach_batches(connection, batch_consumer)
+        for exchange, handler in self._subscriptions:
+            await self._attach_subscription(connection, exchange, handler)
         if lost.is_set():
             return
         self._set_ready(True)
@@ -368,6 +378,28 @@ class AmqpBroker:
                     await delivery.reject(requeue=True)
 
         await queue.consume(on_message)
+
+    async def subscribe(self, exchange: str, handler: Notification) -> None:
+        self._subscriptions.append((exchange, handler))
+        if self._connection is not None and self.ready:
+            await self._attach_subscription(self._connection, exchange, handler)
+
+    async def _attach_subscription(
+        self, connection: AbstractConnection, exchange: str, handler: Notification
+    ) -> None:
+        channel = await connection.channel()
+        lost = self._lost
+        channel.close_callbacks.add(lambda *_: lost.set())
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange)
+
+        async def on_message(incoming: AbstractIncomingMessage) -> None:
+            try:
+                await handler(incoming.body)
+            except Exception as exc:
+                log.error("subscriber_failed", exchange=exchange, error=type(exc).__name__)
+
+        await queue.consume(on_message, no_ack=True)
 
     async def consume_batches(
         self,

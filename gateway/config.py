@@ -144,6 +144,9 @@ class RegionsFile(_Model):
 class RoutingFile(_Model):
     closed_policy: dict[str, Policy] = Field(default_factory=lambda: {"default": "hold"})
     acute_phrases: list[Annotated[str, Field(min_length=2, max_length=80)]] = Field(default_factory=list)
+    acute_always_national: list[str] = Field(
+        default_factory=list, description="Channel kinds whose acute danger goes to the national team at once"
+    )
     auto_reply: dict[Literal["nl", "en"], Annotated[str, Field(min_length=10, max_length=1000)]]
 
     @model_validator(mode="after")
@@ -368,6 +371,11 @@ def load_config(directory: str | Path) -> Config:
         for key in routing.closed_policy:
             if key not in policy_keys:
                 problems.append(Problem("routing.yaml", f"closed_policy.{key}", "not a channel kind"))
+        for index, kind in enumerate(routing.acute_always_national):
+            if kind not in registry.names():
+                problems.append(
+                    Problem("routing.yaml", f"acute_always_national[{index}]", "not a channel kind")
+                )
     schedules = schedules_file.schedules if schedules_file else {}
     for name, schedule in schedules.items():
         if schedule.extends is not None and schedule.extends not in schedules:

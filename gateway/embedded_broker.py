@@ -15,6 +15,7 @@ from gateway.broker import (
     BatchHandler,
     Handler,
     Message,
+    Notification,
     Unroutable,
     handle_until_done,
 )
@@ -74,6 +75,8 @@ class EmbeddedBroker:
         self._alternates: dict[str, str] = {}
         self._bindings: dict[str, list[tuple[str, str]]] = {}
         self._queues: dict[str, _Queue] = {}
+        self._subscribers: dict[str, list[Notification]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._ready = False
 
     @property
@@ -126,9 +129,16 @@ class EmbeddedBroker:
             return self._route(self._alternates[exchange], routing_key)
         return [self._queues[n] for n in names]
 
+    async def subscribe(self, exchange: str, handler: Notification) -> None:
+        self._subscribers.setdefault(exchange, []).append(handler)
+
     async def publish(self, exchange: str, routing_key: str, message: Message) -> None:
         queues = self._route(exchange, routing_key)
-        if not queues:
+        for handler in self._subscribers.get(exchange, []):
+            task = asyncio.create_task(handler(message.body))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if not queues and not self._subscribers.get(exchange):
             if self._metrics:
                 self._metrics.publish_failures.labels(exchange, "unroutable").inc()
             raise Unroutable()

@@ -191,6 +191,27 @@ async def admin_reload(request: web.Request) -> web.Response:
     return _json(200, {"status": "reloaded", **result})
 
 
+async def channel_page(request: web.Request) -> web.StreamResponse:
+    """Everything a channel serves under /channels/{id}/ besides its webhook: a kind's
+    pages, scripts and sockets (web chat, the Masker 19 form)."""
+    config = request.app[LIVE_KEY].current
+    channel = config.channels.get(request.match_info["channel_id"])
+    if channel is None:
+        return _error(404, "unknown_channel", "no channel with this id")
+    path = request.match_info.get("path", "")
+    if path == "webhook":
+        raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+    if not channel.usable:
+        return _error(503, "channel_not_configured", "the channel's credentials are not configured")
+    kind = registry.find(channel.kind)
+    assert kind is not None
+    return await kind.page(channel, request, path)
+
+
+async def channel_root(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect(f"/channels/{request.match_info['channel_id']}/")
+
+
 def reload_config(live: LiveConfig, metrics_: Metrics) -> dict[str, object]:
     """Reload and log the outcome (file, field and channel ids only, never values)."""
     before = set(live.current.channels)
@@ -248,4 +269,7 @@ def create_app(
     app.router.add_post("/admin/reload", admin_reload)
     if webhooks:
         app.router.add_post("/channels/{channel_id}/webhook", webhook)
+        app.router.add_get("/channels/{channel_id}", channel_root)
+        app.router.add_route("GET", "/channels/{channel_id}/{path:.*}", channel_page)
+        app.router.add_route("POST", "/channels/{channel_id}/{path:.*}", channel_page)
     return app

@@ -179,6 +179,7 @@ class Outbound:
             address=handle["address"],
             text=reply.text,
             last_inbound_at=_instant(handle.get("at")),
+            origin=reply.origin,
         )
         try:
             provider_id = await self._send(kind, channel, outgoing)

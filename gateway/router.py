@@ -153,6 +153,7 @@ class Router:
             urgency=classify(envelope.urgency, envelope.text, self._acute),
             policy=closed_policy(self._config, resolution.region, envelope.channel.kind),
             auto_reply_allowed=bool(channel and channel.auto_reply),
+            acute_always_national=envelope.channel.kind in self._config.routing.acute_always_national,
         )
 
     async def route_batch(self, deliveries: list[Delivery]) -> BatchOutcome:

@@ -38,9 +38,20 @@ def decide(
     urgency: Urgency,
     policy: str,
     auto_reply_allowed: bool,
+    acute_always_national: bool = False,
 ) -> Decision:
     region = resolution.region
     priority = "urgent" if is_urgent(urgency) else "normal"
+    if acute_always_national and urgency is Urgency.ACUTE:
+        return Decision(
+            NATIONAL,
+            region,
+            region_routing_key(NATIONAL, priority),
+            urgency,
+            not state.open,
+            f"{resolution.reason}; {state.reason}; acute danger from this channel: national team",
+            None,
+        )
     if state.open:
         return Decision(
             region,
@@ -76,7 +87,7 @@ def auto_reply_text(config: Config, region: str, language: str, next_open: datet
         when = "—"
     else:
         local = next_open.astimezone(AMSTERDAM)
-        when = _format_local(local, language)
+        when = format_local(local, language)
     return template.format(region=name, next_open=when)
 
 
@@ -116,7 +127,7 @@ _MONTHS = {
 }
 
 
-def _format_local(moment: datetime, language: str) -> str:
+def format_local(moment: datetime, language: str) -> str:
     lang = "en" if language == "en" else "nl"
     day = _DAYS[lang][moment.weekday()]
     month = _MONTHS[lang][moment.month - 1]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 
+from adapters import registry
 from gateway.broker import AmqpBroker, Broker, parse_urls
 from gateway.config import Config, LiveConfig, load_config
 from gateway.embedded_broker import EmbeddedBroker
@@ -21,6 +22,7 @@ from gateway.keys import Keyring
 from gateway.metrics import Metrics
 from gateway.outbound import Outbound
 from gateway.router import Router
+from gateway.runtime import Runtime
 from gateway.settings import Settings
 from gateway.store import Store
 from gateway.topology import Topology, build_topology
@@ -61,7 +63,7 @@ class Service:
     broker: Broker
     app: web.Application
     roles: frozenset[str]
-    store: Store | None = None
+    store: Store
     router: Router | None = None
     outbound: Outbound | None = None
 
@@ -91,13 +93,14 @@ def build_service(
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
     live = LiveConfig(config)
-    store = Store(settings.database_url) if roles & {"router", "outbound"} else None
+    store = Store(settings.database_url)
     clock = make_clock(settings.fake_time)
-    router = Router(config, broker, store, metrics, clock) if store and "router" in roles else None
+    router = Router(config, broker, store, metrics, clock) if "router" in roles else None
     if router is not None:
         live.subscribe(router.reconfigure)
-    outbound = Outbound(live, broker, store, keyring, metrics) if store and "outbound" in roles else None
-    readiness = {"database": lambda: store.ready} if store is not None else {}
+    outbound = Outbound(live, broker, store, keyring, metrics) if "outbound" in roles else None
+    readiness = {"database": lambda: store.ready}
+    runtime = Runtime(settings, live, broker, store, ingest, keyring, metrics, clock)
     app = create_app(
         live,
         broker,
@@ -120,15 +123,18 @@ def build_service(
             log.warning(
                 "fake_time", detail="GATEWAY_FAKE_TIME is set: schedules use a shifted clock. For tests only."
             )
-        if store is not None:
-            if store.embedded:
-                log.warning(
-                    "embedded_store",
-                    detail="GATEWAY_DATABASE_URL is not set: router and outbound state "
-                    "live in an in-memory SQLite database and are lost on restart",
-                )
-            await store.start()
+        if store.embedded:
+            log.warning(
+                "embedded_store",
+                detail="GATEWAY_DATABASE_URL is not set: shared state (router, outbound, web chat "
+                "sessions) lives in an in-memory SQLite database and is lost on restart",
+            )
+        await store.start()
         await broker.start(topology)
+        for name in registry.names():
+            kind = registry.find(name)
+            if kind is not None:
+                await kind.attach(runtime)
         if router is not None:
             await router.start()
         if outbound is not None:
@@ -139,8 +145,7 @@ def build_service(
         await broker.close()
         if outbound is not None:
             await outbound.close()
-        if store is not None:
-            await store.close()
+        await store.close()
 
     app.on_startup.append(start_broker)
     app.on_cleanup.append(close_broker)

@@ -6,6 +6,8 @@
     gw.outbound (topic)   --"#"-->              gw.outbound          (quorum)
     gw.dead     (topic)   --"#"-->              gw.dead              (quorum)
     gw.unroutable (fanout) ----------->         gw.unroutable        (quorum)
+    gw.webchat  (fanout)  ----------->          one exclusive queue per process holding
+                                                web chat sockets (wake-ups, no data)
 
 gw.region and gw.outbound name gw.unroutable as their alternate exchange: the
 router publishes inside AMQP transactions, which have no per-message returns,
@@ -30,6 +32,7 @@ REGION_EXCHANGE = "gw.region"
 OUTBOUND_EXCHANGE = "gw.outbound"
 DEAD_EXCHANGE = "gw.dead"
 UNROUTABLE_EXCHANGE = "gw.unroutable"
+WEBCHAT_EXCHANGE = "gw.webchat"
 OUTBOUND_QUEUE = "gw.outbound"
 DEAD_QUEUE = "gw.dead"
 UNROUTABLE_QUEUE = "gw.unroutable"
@@ -107,6 +110,7 @@ def build_topology(team_codes: list[str], inbound_shards: int, delivery_limit: i
         Exchange(OUTBOUND_EXCHANGE, "topic", alternate),
         Exchange(DEAD_EXCHANGE, "topic"),
         Exchange(UNROUTABLE_EXCHANGE, "fanout"),
+        Exchange(WEBCHAT_EXCHANGE, "fanout"),
     )
     queues: list[Queue] = [
         Queue(DEAD_QUEUE, {"x-queue-type": "quorum"}),

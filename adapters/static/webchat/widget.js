@@ -1,0 +1,470 @@
+/* Veilig Thuis web chat. One script for the standalone page and for the widget a
+ * region puts on its own site:
+ *   <script src="https://GATEWAY/channels/CHANNEL_ID/widget.js" async></script>
+ * Keeps nothing on the device: no cookies, no localStorage, no IndexedDB. The
+ * session token lives in this script's memory only. Quick exit (the button,
+ * Escape, or Shift pressed three times) ends the session on the server, empties
+ * the page and replaces it with a neutral site. */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  var base = new URL(".", script.src);
+  var standalone = script.getAttribute("data-mode") === "page";
+
+  var TEXTS = {
+    nl: {
+      title: "Chat met Veilig Thuis",
+      brand: "Veilig Thuis",
+      switchTo: "English",
+      switchLabel: "Switch to English",
+      exit: "Snel weg",
+      exitHint: "Druk op Esc of drie keer op Shift om deze pagina meteen te verlaten.",
+      heading: function (region) { return "Chat met " + region; },
+      open: "De chat is nu open.",
+      closed: function (when) { return "De chat is nu gesloten. We zijn er weer op " + when + "."; },
+      closedNoTime: "De chat is nu gesloten.",
+      closedNote: "Je kunt toch een bericht sturen; we lezen het zo snel mogelijk.",
+      phone: "Bel gratis 0800-2000, dag en nacht (24/7).",
+      emergency: "In acuut gevaar? Bel 112.",
+      start: "Start de chat",
+      loading: "Even geduld…",
+      conversation: "Gesprek",
+      you: "Jij",
+      them: "Veilig Thuis",
+      sending: "wordt verstuurd…",
+      sent: "verstuurd",
+      label: "Jouw bericht",
+      send: "Verstuur",
+      launcher: "Chat met Veilig Thuis",
+      reconnecting: "De verbinding is even weg. We proberen het opnieuw; je berichten gaan niet verloren.",
+      expired: "Je chat is gestopt omdat het een tijd stil was. Start een nieuwe chat als je wilt.",
+      ended: "De chat is beëindigd.",
+      tooLarge: function (n) { return "Je bericht is te lang (maximaal " + n + " tekens)."; },
+      rateLimited: "Je stuurt veel berichten achter elkaar. Wacht even; we versturen het straks.",
+      failed: "Er ging iets mis. Probeer het opnieuw.",
+      empty: "Typ eerst een bericht."
+    },
+    en: {
+      title: "Chat with Veilig Thuis",
+      brand: "Veilig Thuis",
+      switchTo: "Nederlands",
+      switchLabel: "Schakel naar Nederlands",
+      exit: "Quick exit",
+      exitHint: "Press Escape or Shift three times to leave this page at once.",
+      heading: function (region) { return "Chat with " + region; },
+      open: "The chat is open now.",
+      closed: function (when) { return "The chat is closed now. We are back on " + when + "."; },
+      closedNoTime: "The chat is closed now.",
+      closedNote: "You can still send a message; we will read it as soon as we can.",
+      phone: "Call 0800-2000 free of charge, day and night (24/7).",
+      emergency: "In immediate danger? Call 112.",
+      start: "Start the chat",
+      loading: "One moment…",
+      conversation: "Conversation",
+      you: "You",
+      them: "Veilig Thuis",
+      sending: "sending…",
+      sent: "sent",
+      label: "Your message",
+      send: "Send",
+      launcher: "Chat with Veilig Thuis",
+      reconnecting: "The connection dropped. We are trying again; your messages will not be lost.",
+      expired: "Your chat stopped because it was quiet for a while. Start a new chat if you like.",
+      ended: "The chat has ended.",
+      tooLarge: function (n) { return "Your message is too long (at most " + n + " characters)."; },
+      rateLimited: "You are sending many messages in a row. Wait a moment; we will send it shortly.",
+      failed: "Something went wrong. Please try again.",
+      empty: "Type a message first."
+    }
+  };
+
+  var state = {
+    lang: document.documentElement.lang === "en" ? "en" : "nl",
+    status: null,
+    session: null,
+    socket: null,
+    nextSeq: 1,
+    pending: [],          /* {seq, text, item} not yet acknowledged, in order */
+    lastReply: 0,
+    retry: 0,
+    ended: false,
+    shiftPresses: []
+  };
+
+  function t(key) { return TEXTS[state.lang][key]; }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  /* ---- building the interface ---- */
+
+  var host, root, ui = {};
+
+  function mount() {
+    if (standalone) {
+      host = document.getElementById("vt-chat");
+      root = host;
+      build(root);
+    } else {
+      host = el("div");
+      host.setAttribute("data-veilig-thuis-chat", "");
+      document.body.appendChild(host);
+      root = host.attachShadow({ mode: "open" });
+      var sheet = el("link");
+      sheet.rel = "stylesheet";
+      sheet.href = new URL("chat.css", base).href;
+      root.appendChild(sheet);
+      ui.launcher = el("button", "vt-launcher vt-primary");
+      ui.launcher.type = "button";
+      ui.launcher.setAttribute("aria-expanded", "false");
+      root.appendChild(ui.launcher);
+      var panel = el("div", "vt-panel");
+      panel.hidden = true;
+      panel.setAttribute("role", "dialog");
+      root.appendChild(panel);
+      ui.panel = panel;
+      ui.launcher.addEventListener("click", function () {
+        panel.hidden = !panel.hidden;
+        ui.launcher.setAttribute("aria-expanded", String(!panel.hidden));
+        if (!panel.hidden) { ui.exit.focus(); }
+      });
+      build(panel);
+    }
+    applyTexts();
+    loadStatus();
+    setInterval(loadStatus, 60000);
+  }
+
+  function build(container) {
+    var app = el("div", "vt-app");
+    var bar = el("div", "vt-bar");
+    ui.brand = el("span", "vt-title");
+    ui.lang = el("button", "vt-lang");
+    ui.lang.type = "button";
+    ui.exit = el("button", "vt-exit");
+    ui.exit.type = "button";
+    ui.exit.id = "vt-exit";
+    ui.exitHint = el("p", "vt-hint");
+    ui.exitHint.id = "vt-exit-hint";
+    ui.exit.setAttribute("aria-describedby", "vt-exit-hint");
+    bar.append(ui.brand, ui.lang, ui.exit);
+
+    var status = el("section", "vt-status");
+    status.setAttribute("aria-live", "polite");
+    ui.heading = el("h1", "vt-heading");
+    ui.state = el("p", "vt-state");
+    ui.closedNote = el("p");
+    ui.closedNote.hidden = true;
+    ui.phone = el("p");
+    ui.emergency = el("p", "vt-emergency");
+    status.append(ui.heading, ui.state, ui.closedNote, ui.phone, ui.emergency);
+
+    ui.start = el("button", "vt-start vt-primary");
+    ui.start.type = "button";
+
+    var conversation = el("section", "vt-conversation");
+    conversation.hidden = true;
+    ui.conversation = conversation;
+    ui.log = el("ol", "vt-log");
+    ui.log.setAttribute("role", "log");
+    ui.log.setAttribute("aria-live", "polite");
+    var form = el("form", "vt-form");
+    form.setAttribute("novalidate", "");
+    ui.label = el("label");
+    ui.label.htmlFor = "vt-input";
+    ui.input = el("textarea");
+    ui.input.id = "vt-input";
+    ui.input.rows = 3;
+    ui.input.setAttribute("autocomplete", "off");
+    ui.send = el("button", "vt-primary");
+    ui.send.type = "submit";
+    form.append(ui.label, ui.input, ui.send);
+    conversation.append(ui.log, form);
+
+    ui.notice = el("p", "vt-notice");
+    ui.notice.setAttribute("role", "alert");
+
+    app.append(bar, ui.exitHint, status, ui.start, conversation, ui.notice);
+    container.appendChild(app);
+    ui.app = app;
+
+    ui.lang.addEventListener("click", function () {
+      state.lang = state.lang === "nl" ? "en" : "nl";
+      applyTexts();
+    });
+    ui.exit.addEventListener("click", quickExit);
+    ui.start.addEventListener("click", startChat);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      sendMessage();
+    });
+    ui.input.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        sendMessage();
+      }
+    });
+  }
+
+  function applyTexts() {
+    ui.app.lang = state.lang;
+    if (standalone) {
+      document.documentElement.lang = state.lang;
+      document.title = t("title");
+    }
+    if (ui.launcher) { ui.launcher.textContent = t("launcher"); }
+    if (ui.panel) { ui.panel.setAttribute("aria-label", t("title")); }
+    ui.brand.textContent = t("brand");
+    ui.lang.textContent = t("switchTo");
+    ui.lang.setAttribute("aria-label", t("switchLabel"));
+    ui.lang.lang = state.lang === "nl" ? "en" : "nl";
+    ui.exit.textContent = t("exit");
+    ui.exitHint.textContent = t("exitHint");
+    ui.phone.textContent = t("phone");
+    ui.emergency.textContent = t("emergency");
+    ui.start.textContent = state.status ? t("start") : t("loading");
+    ui.start.disabled = !state.status;
+    ui.log.setAttribute("aria-label", t("conversation"));
+    ui.label.textContent = t("label");
+    ui.send.textContent = t("send");
+    showStatus();
+    Array.prototype.forEach.call(ui.log.children, function (item) { labelItem(item); });
+  }
+
+  function showStatus() {
+    var status = state.status;
+    ui.heading.textContent = TEXTS[state.lang].heading(status ? status.region : "Veilig Thuis");
+    if (!status) { ui.state.textContent = t("loading"); return; }
+    if (status.open) {
+      ui.state.textContent = t("open");
+      ui.state.className = "vt-state vt-state-open";
+      ui.closedNote.hidden = true;
+    } else {
+      ui.state.textContent = status.next_open_text
+        ? TEXTS[state.lang].closed(status.next_open_text[state.lang])
+        : t("closedNoTime");
+      ui.state.className = "vt-state vt-state-closed";
+      ui.closedNote.textContent = t("closedNote");
+      ui.closedNote.hidden = false;
+    }
+    ui.input.maxLength = status.max_message_chars;
+  }
+
+  function loadStatus() {
+    fetch(new URL("status", base).href, { credentials: "omit", cache: "no-store" })
+      .then(function (response) { return response.json(); })
+      .then(function (status) {
+        if (state.ended) { return; }
+        var first = !state.status;
+        state.status = status;
+        if (first && status.language === "en" && !standalone) { state.lang = "en"; }
+        applyTexts();
+      })
+      .catch(function () { /* the next try comes in a minute; the phone numbers are shown anyway */ });
+  }
+
+  /* ---- the conversation ---- */
+
+  function say(text) { ui.notice.textContent = text || ""; }
+
+  function addItem(mine, text, seq) {
+    var item = el("li", mine ? "vt-mine" : "vt-theirs");
+    item.dataset.mine = mine ? "1" : "0";
+    if (seq !== undefined) { item.dataset.seq = String(seq); }
+    var meta = el("span", "vt-meta");
+    var body = el("span", "vt-text", text);
+    item.append(meta, body);
+    ui.log.appendChild(item);
+    labelItem(item);
+    item.scrollIntoView({ block: "end" });
+    return item;
+  }
+
+  function labelItem(item) {
+    var meta = item.querySelector(".vt-meta");
+    if (item.dataset.mine === "1") {
+      meta.textContent = t("you") + " · " + (item.dataset.acked === "1" ? t("sent") : t("sending"));
+    } else {
+      meta.textContent = t("them");
+    }
+  }
+
+  function startChat() {
+    ui.start.hidden = true;
+    ui.conversation.hidden = false;
+    say("");
+    state.session = null;
+    state.nextSeq = 1;
+    state.pending = [];
+    state.lastReply = 0;
+    connect();
+    ui.input.focus();
+  }
+
+  function socketUrl() {
+    var url = new URL("socket", base);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    return url.href;
+  }
+
+  function connect() {
+    if (state.ended) { return; }
+    var socket = new WebSocket(socketUrl());
+    state.socket = socket;
+    socket.addEventListener("open", function () {
+      state.retry = 0;
+      if (state.session) {
+        socket.send(JSON.stringify({ type: "resume", session: state.session, last_reply: state.lastReply }));
+      } else {
+        socket.send(JSON.stringify({ type: "start" }));
+      }
+    });
+    socket.addEventListener("message", function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (error) { return; }
+      handle(frame, socket);
+    });
+    socket.addEventListener("close", function () {
+      if (state.socket !== socket || state.ended || ui.start.hidden === false) { return; }
+      say(t("reconnecting"));
+      var delay = Math.min(5000, 500 * Math.pow(2, state.retry++));
+      setTimeout(connect, delay);
+    });
+  }
+
+  function flushPending(socket) {
+    state.pending.forEach(function (entry) {
+      socket.send(JSON.stringify({ type: "message", seq: entry.seq, text: entry.text }));
+    });
+  }
+
+  function handle(frame, socket) {
+    if (frame.type === "started") {
+      state.session = frame.session;
+      say("");
+      flushPending(socket);
+    } else if (frame.type === "resumed") {
+      acknowledgeUpTo(frame.stored);
+      say("");
+      flushPending(socket);
+    } else if (frame.type === "ack") {
+      acknowledgeUpTo(frame.seq);
+    } else if (frame.type === "reply") {
+      if (frame.seq > state.lastReply) {
+        state.lastReply = frame.seq;
+        addItem(false, frame.text);
+      }
+      socket.send(JSON.stringify({ type: "received", seq: frame.seq }));
+    } else if (frame.type === "expired" || frame.type === "ended") {
+      finish(frame.type === "expired" ? t("expired") : t("ended"));
+    } else if (frame.type === "error") {
+      if (frame.error === "too_large") {
+        say(TEXTS[state.lang].tooLarge(state.status ? state.status.max_message_chars : 2000));
+        drop(frame.seq);
+      } else if (frame.error === "rate_limited") {
+        say(t("rateLimited"));
+        setTimeout(function () { if (state.socket === socket) { flushPending(socket); } }, 10000);
+      } else if (frame.error === "unknown_session") {
+        finish(t("expired"));
+      } else {
+        say(t("failed"));
+      }
+    }
+  }
+
+  function acknowledgeUpTo(seq) {
+    state.pending = state.pending.filter(function (entry) {
+      if (entry.seq <= seq) {
+        entry.item.dataset.acked = "1";
+        labelItem(entry.item);
+        return false;
+      }
+      return true;
+    });
+  }
+
+  function drop(seq) {
+    state.pending = state.pending.filter(function (entry) {
+      if (entry.seq === seq) { entry.item.remove(); return false; }
+      return true;
+    });
+  }
+
+  function finish(message) {
+    var socket = state.socket;
+    state.socket = null;
+    state.session = null;
+    state.pending = [];
+    if (socket) { socket.close(); }
+    say(message);
+    ui.conversation.hidden = true;
+    ui.log.replaceChildren();
+    ui.start.hidden = false;
+  }
+
+  function sendMessage() {
+    var text = ui.input.value.trim();
+    if (!text) { say(t("empty")); return; }
+    var limit = state.status ? state.status.max_message_chars : 2000;
+    if (text.length > limit) { say(TEXTS[state.lang].tooLarge(limit)); return; }
+    say("");
+    var entry = { seq: state.nextSeq++, text: text, item: addItem(true, text) };
+    state.pending.push(entry);
+    ui.input.value = "";
+    var socket = state.socket;
+    if (socket && socket.readyState === WebSocket.OPEN && state.session) {
+      socket.send(JSON.stringify({ type: "message", seq: entry.seq, text: text }));
+    }
+  }
+
+  /* ---- quick exit ---- */
+
+  function quickExit() {
+    if (state.ended) { return; }
+    state.ended = true;
+    var exitUrl = (state.status && state.status.exit_url) || "https://www.google.com/";
+    var token = state.session;
+    var socket = state.socket;
+    if (token) {
+      try { if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify({ type: "end" })); } } catch (error) { /* leaving anyway */ }
+      try { fetch(new URL("end", base).href, { method: "POST", body: token, keepalive: true, mode: "no-cors", credentials: "omit" }); } catch (error) { /* leaving anyway */ }
+    }
+    state.session = null;
+    state.pending = [];
+    state.status = null;
+    state.socket = null;
+    if (socket) { try { socket.close(); } catch (error) { /* leaving anyway */ } }
+    if (standalone) {
+      document.title = "";
+      document.body.replaceChildren();
+    } else if (host) {
+      host.remove();
+    }
+    window.location.replace(exitUrl);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.repeat) { return; }
+    if (event.key === "Escape") {
+      quickExit();
+    } else if (event.key === "Shift") {
+      var now = Date.now();
+      state.shiftPresses = state.shiftPresses.filter(function (at) { return now - at < 1000; });
+      state.shiftPresses.push(now);
+      if (state.shiftPresses.length >= 3) { quickExit(); }
+    } else {
+      state.shiftPresses = [];
+    }
+  }, true);
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", mount);
+  } else {
+    mount();
+  }
+})();
