@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from gateway.config import Channel
+    from gateway.config import Channel, Region
     from gateway.runtime import Runtime
 
 
@@ -102,6 +102,7 @@ class InboundMessage:
     municipality: str | None = None
     postcode: str | None = None
     urgent: bool = False
+    acute: bool = False  # someone is in danger right now (a Masker 19 intake says so)
     edited: bool = False
 
 
@@ -191,6 +192,11 @@ class ChannelKind:
 
     async def close(self) -> None:
         """Release provider clients (HTTP sessions) at shutdown."""
+
+    def check(self, settings: BaseModel, regions: dict[str, Region]) -> list[tuple[str, str]]:
+        """Problems (field, message) that need the rest of the configuration to see; a kind
+        whose settings refer to municipalities or regions checks them here."""
+        return []
 
     async def attach(self, runtime: Runtime) -> None:
         """Called once when a service starts, with what it lends to kinds that need it."""

@@ -195,6 +195,21 @@ def _telegram_set_webhook(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
+def _hash_password(args: argparse.Namespace, settings: Settings) -> int:
+    """Read a password on standard input (one line) and print its hash for the configuration."""
+    from gateway.passwords import hash_password
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("no password on standard input", file=sys.stderr)
+        return 2
+    if len(password) < 12:
+        print("a password needs at least 12 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="The Veilig Thuis messaging gateway")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -226,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("--json", action="store_true", help="print one JSON object")
     schedule.add_argument("--config", help="configuration directory")
     schedule.set_defaults(func=_schedule)
+
+    hashing = commands.add_parser(
+        "hash-password", help="read a password on standard input, print the hash the configuration takes"
+    )
+    hashing.set_defaults(func=_hash_password)
 
     telegram = commands.add_parser("telegram", help="Telegram channel tasks")
     telegram_commands = telegram.add_subparsers(dest="telegram_command", required=True)

@@ -298,7 +298,9 @@ def _validate(model: type[M], data: Any, file: str, problems: list[Problem], pre
         return None
 
 
-def _load_channel(path: Path, root: Path, regions: set[str], problems: list[Problem]) -> Channel | None:
+def _load_channel(
+    path: Path, root: Path, regions: dict[str, Region], problems: list[Problem]
+) -> Channel | None:
     name = str(path.relative_to(root))
     raw = _read_yaml(path, root, problems)
     if raw is None and not path.exists():
@@ -318,6 +320,8 @@ def _load_channel(path: Path, root: Path, regions: set[str], problems: list[Prob
     settings = _validate(kind.Settings, channel.settings, name, problems, prefix="settings")
     if settings is None:
         return None
+    for field_name, message in kind.check(settings, regions):
+        problems.append(Problem(name, f"settings.{field_name}", message))
     secrets: dict[str, str] = {}
     missing: list[str] = []
     for field_name, value in settings.model_dump().items():
@@ -420,7 +424,7 @@ def load_config(directory: str | Path) -> Config:
     channel_dir = root / "channels"
     if channel_dir.is_dir():
         for path in sorted(channel_dir.glob("*.yaml")):
-            channel = _load_channel(path, root, set(regions), problems)
+            channel = _load_channel(path, root, regions, problems)
             if channel is None:
                 continue
             if channel.id in channels:

@@ -77,7 +77,7 @@ def build_envelope(channel: Channel, message: InboundMessage, keyring: Keyring) 
         attachments=[
             Attachment(content_type=a.content_type, url=a.url, size=a.size) for a in message.attachments
         ],
-        urgency=Urgency.HIGH if message.urgent else Urgency.NORMAL,
+        urgency=Urgency.ACUTE if message.acute else Urgency.HIGH if message.urgent else Urgency.NORMAL,
         sender=keyring.pseudonym(message.address),
         # "at": when the person wrote, for windows such as WhatsApp's 24 hours.
         reply_handle=keyring.seal(

@@ -38,8 +38,13 @@ class Keyring:
         if len(secret) < MIN_SECRET_CHARS:
             raise ValueError(f"GATEWAY_SECRET_KEY must be at least {MIN_SECRET_CHARS} characters")
         raw = secret.encode()
+        self._secret = raw
         self._pseudonym_key = _derive(raw, b"veilig-thuis-gateway/pseudonym/v1")
         self._aead = AESGCM(_derive(raw, b"veilig-thuis-gateway/seal/v1"))
+
+    def key_for(self, purpose: str) -> bytes:
+        """An independent key for one purpose (signed session cookies, CSRF tokens)."""
+        return _derive(self._secret, f"veilig-thuis-gateway/{purpose}/v1".encode())
 
     @staticmethod
     def generate_secret() -> str:

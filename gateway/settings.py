@@ -18,6 +18,7 @@ class Settings:
     database_url: str | None = None
     fake_time: datetime | None = None
     admin_token: str | None = None
+    demo_accounts: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -36,6 +37,7 @@ class Settings:
         return cls(
             database_url=env.get("GATEWAY_DATABASE_URL") or None,
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
+            demo_accounts=env.get("GATEWAY_DEMO_ACCOUNTS", "").lower() in ("1", "true", "yes"),
             fake_time=fake_time,
             amqp_url=env.get("GATEWAY_AMQP_URL") or None,
             config_dir=env.get("GATEWAY_CONFIG", "config/"),
