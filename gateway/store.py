@@ -144,6 +144,9 @@ class Store:
 
     @staticmethod
     def _upgrade(sync_connection: sa.Connection) -> None:
+        if sync_connection.dialect.name == "postgresql":
+            # Processes starting together take turns: one migrates, the others find it done.
+            sync_connection.execute(sa.text("SELECT pg_advisory_xact_lock(7326141902)"))
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = sync_connection

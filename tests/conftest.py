@@ -189,7 +189,13 @@ async def clean_state(url: str, database_url: str, config: Config) -> None:
     await purge_all(url, config)
     connection = await asyncpg.connect(database_url)
     try:
-        for table in ("auto_replies", "conversation_regions", "sent_replies"):
+        for table in (
+            "auto_replies",
+            "conversation_regions",
+            "sent_replies",
+            "webchat_sessions",
+            "webchat_replies",
+        ):
             with contextlib.suppress(asyncpg.UndefinedTableError):  # not migrated yet
                 await connection.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
     finally:

@@ -170,9 +170,11 @@
     var conversation = el("section", "vt-conversation");
     conversation.hidden = true;
     ui.conversation = conversation;
+    ui.logRegion = el("div", "vt-log-region");
+    ui.logRegion.setAttribute("role", "log");
+    ui.logRegion.setAttribute("aria-live", "polite");
     ui.log = el("ol", "vt-log");
-    ui.log.setAttribute("role", "log");
-    ui.log.setAttribute("aria-live", "polite");
+    ui.logRegion.appendChild(ui.log);
     var form = el("form", "vt-form");
     form.setAttribute("novalidate", "");
     ui.label = el("label");
@@ -184,7 +186,7 @@
     ui.send = el("button", "vt-primary");
     ui.send.type = "submit";
     form.append(ui.label, ui.input, ui.send);
-    conversation.append(ui.log, form);
+    conversation.append(ui.logRegion, form);
 
     ui.notice = el("p", "vt-notice");
     ui.notice.setAttribute("role", "alert");
@@ -229,7 +231,7 @@
     ui.emergency.textContent = t("emergency");
     ui.start.textContent = state.status ? t("start") : t("loading");
     ui.start.disabled = !state.status;
-    ui.log.setAttribute("aria-label", t("conversation"));
+    ui.logRegion.setAttribute("aria-label", t("conversation"));
     ui.label.textContent = t("label");
     ui.send.textContent = t("send");
     showStatus();
