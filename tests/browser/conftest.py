@@ -74,12 +74,21 @@ def pharmacy_hash() -> str:
     return hash_password(PHARMACY_PASSWORD)
 
 
-def browser_config(root: Path, pharmacy_hash: str, *, exit_url: str, idle_seconds: int = 1800) -> Path:
+def browser_config(
+    root: Path,
+    pharmacy_hash: str,
+    *,
+    exit_url: str,
+    idle_seconds: int = 1800,
+    allowed_origins: list[str] | None = None,
+) -> Path:
     """The example configuration with a configured pharmacy and a local neutral site."""
     shutil.copytree(EXAMPLE_CONFIG, root)
     webchat = root / "channels" / "webchat-zuidoost-brabant.yaml"
     data = yaml.safe_load(webchat.read_text())
     data["settings"].update(exit_url=exit_url, session_idle_seconds=idle_seconds)
+    if allowed_origins is not None:
+        data["settings"]["allowed_origins"] = allowed_origins
     webchat.write_text(yaml.safe_dump(data, allow_unicode=True))
     masker = root / "channels" / "masker19.yaml"
     data = yaml.safe_load(masker.read_text())

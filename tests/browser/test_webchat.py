@@ -88,15 +88,24 @@ class Proxy:
             self._server.close()
 
 
-async def neutral_site() -> tuple[web.AppRunner, str]:
-    """Where quick exit goes: a page that says nothing about the chat."""
+NEUTRAL_PAGE = "<title>Weer</title><p>Het weer voor morgen.</p>"
+
+
+async def neutral_site(gateway: dict[str, int]) -> tuple[web.AppRunner, str]:
+    """Where quick exit goes (a page that says nothing about the chat), and, at /regio, a
+    region's own site with the widget's one script tag."""
+
+    async def region_site(_: web.Request) -> web.Response:
+        widget = f"http://127.0.0.1:{gateway['port']}/channels/{CHANNEL}/widget.js"
+        return web.Response(
+            text=f'<!doctype html><html lang="nl"><title>Regio</title>'
+            f'<main><h1>Veilig Thuis in de regio</h1></main><script src="{widget}" async></script>',
+            content_type="text/html",
+        )
+
     app = web.Application()
-    app.router.add_get(
-        "/",
-        lambda _: web.Response(
-            text="<title>Weer</title><p>Het weer voor morgen.</p>", content_type="text/html"
-        ),
-    )
+    app.router.add_get("/", lambda _: web.Response(text=NEUTRAL_PAGE, content_type="text/html"))
+    app.router.add_get("/regio", region_site)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -112,9 +121,14 @@ async def chat_world(
     router), `back` sends replies (outbound)."""
     clock = request.node.get_closest_marker("clock")
     idle = request.node.get_closest_marker("idle")
-    neutral, exit_url = await neutral_site()
+    gateway: dict[str, int] = {}
+    neutral, exit_url = await neutral_site(gateway)
     root = browser_config(
-        tmp_path / "config", pharmacy_hash, exit_url=exit_url, idle_seconds=idle.args[0] if idle else 1800
+        tmp_path / "config",
+        pharmacy_hash,
+        exit_url=exit_url,
+        idle_seconds=idle.args[0] if idle else 1800,
+        allowed_origins=["https://www.veiligthuiszob.nl", exit_url.rstrip("/")],
     )
     await clean_state(vhost[1], database_url, load_config(root))
     env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_FAKE_TIME": clock.args[0] if clock else OPEN_MONDAY}
@@ -122,6 +136,7 @@ async def chat_world(
         vhost[1], tmp_path / "front.log", roles=("ingest", "router"), config_dir=root, **env
     )
     back = ServiceProcess(vhost[1], tmp_path / "back.log", roles=("outbound",), config_dir=root, **env)
+    gateway["port"] = front.port
     try:
         await front.wait_ready(40)
         await back.wait_ready(40)
@@ -423,3 +438,27 @@ async def test_messages_beyond_the_rate_limit_are_refused(chat_world) -> None:
         for a in answers[20:]
     )
     assert len(await routed(chat_world["url"], 20)) == 20
+
+
+async def test_the_widget_on_a_region_site_with_one_script_tag(browser: Browser, chat_world) -> None:
+    page = await browser.new_page()
+    await page.goto(chat_world["exit_url"] + "regio")  # an allowed origin
+    launcher = page.get_by_role("button", name="Chat met Veilig Thuis")
+    await launcher.click()
+    await expect(page.get_by_role("button", name="Snel weg")).to_be_focused()
+    await page.get_by_role("button", name="Start de chat").click()
+    await page.get_by_label("Jouw bericht").fill("via de site van de regio")
+    await page.get_by_role("button", name="Verstuur").click()
+    await expect(page.locator("li.vt-mine[data-acked='1']")).to_have_count(1)
+    await screenshot(page, "webchat-widget-on-region-site")
+    assert [e.text for e in await routed(chat_world["url"], 1)] == ["via de site van de regio"]
+
+    other = await browser.new_page()  # the same page from an origin nobody configured
+    await other.goto(chat_world["exit_url"].replace("127.0.0.1", "localhost") + "regio")
+    await other.get_by_role("button", name="Chat met Veilig Thuis").click()
+    await expect(other.get_by_text("Bel gratis 0800-2000")).to_be_visible()  # the numbers, always
+    await asyncio.sleep(2)
+    start = other.locator(".vt-start")
+    await expect(start).to_be_disabled()  # the gateway answers this origin no status, and no socket
+    await screenshot(other, "webchat-widget-on-unconfigured-site")
+    assert await routed(chat_world["url"], 0) == []

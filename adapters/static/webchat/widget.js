@@ -152,7 +152,7 @@
     ui.exitHint = el("p", "vt-hint");
     ui.exitHint.id = "vt-exit-hint";
     ui.exit.setAttribute("aria-describedby", "vt-exit-hint");
-    bar.append(ui.brand, ui.lang, ui.exit);
+    bar.append(ui.brand, ui.exit, ui.lang);
 
     var status = el("section", "vt-status");
     status.setAttribute("aria-live", "polite");
