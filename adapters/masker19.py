@@ -86,8 +86,9 @@ class Intake:
         """What the counsellor reads; the contact number stays sealed in the reply handle."""
         lines = [
             f"Masker 19-melding van {pharmacy.name} ({pharmacy.municipality}).",
-            f"Acuut gevaar: {'JA, 112 is gewezen' if self.acute else 'nee'}.",
-            f"In gevaar: {', '.join(WHO[w] for w in self.who)}.",
+            # Worded so that a "no" never reads as an acute-danger phrase to the router.
+            f"Nu acuut volgens de apotheek: {'JA, 112 is gewezen' if self.acute else 'nee'}.",
+            f"Betreft: {', '.join(WHO[w] for w in self.who)}.",
             f"Contact: {CONTACT[self.contact]}"
             + (" (nummer in de beveiligde contactgegevens)" if self.contact_number else "")
             + (f", moment: {self.contact_time}" if self.contact_time else "")
