@@ -462,3 +462,33 @@ async def test_the_widget_on_a_region_site_with_one_script_tag(browser: Browser,
     await expect(start).to_be_disabled()  # the gateway answers this origin no status, and no socket
     await screenshot(other, "webchat-widget-on-unconfigured-site")
     assert await routed(chat_world["url"], 0) == []
+
+
+async def test_keyboard_only_and_a_strict_content_security_policy(browser: Browser, chat_world) -> None:
+    front = chat_world["front"]
+    page = await browser.new_page()
+    response = await page.goto(chat_url(front))
+    assert response is not None
+    csp = response.headers["content-security-policy"]
+    for directive in (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+    ):
+        assert directive in csp
+    await expect(page.locator(".vt-start")).to_be_enabled()
+    for _ in range(6):  # Tab through the bar (quick exit comes first) to the start button
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.classList.contains('vt-start')"):
+            break
+    else:
+        raise AssertionError("the start button cannot be reached with Tab")
+    assert await page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#vt-input")).to_be_focused()
+    await page.keyboard.type("alleen met het toetsenbord")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("li.vt-mine[data-acked='1']")).to_have_count(1)
+    assert [e.text for e in await routed(chat_world["url"], 1)] == ["alleen met het toetsenbord"]
+    await page.close()
