@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import parse_qsl
 
@@ -163,6 +164,25 @@ class Rejected(Exception):
         self.detail = detail or reason.replace("_", " ")
         self.fields = fields
         self.headers = headers or {}
+
+
+STATIC = Path(__file__).resolve().parent / "static"
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+def asset(kind: str, name: str) -> web.Response | None:
+    """A kind's own script or stylesheet from adapters/static/<kind>/, or None."""
+    from aiohttp import web
+
+    path = STATIC / kind / name
+    content_type = ASSET_TYPES.get(path.suffix)
+    if content_type is None or "/" in name or not path.is_file():
+        return None
+    return web.Response(
+        body=path.read_bytes(),
+        content_type=content_type,
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 class KindSettings(BaseModel):

@@ -29,14 +29,13 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 from aiohttp import web
 from multidict import MultiDictProxy
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.base import ChannelKind, InboundMessage, KindSettings, Rejected, WebhookRequest
+from adapters.base import ChannelKind, InboundMessage, KindSettings, Rejected, WebhookRequest, asset
 from adapters.registry import register
 from gateway.broker import PublishError
 from gateway.config import Channel, Region
@@ -47,8 +46,6 @@ from gateway.runtime import Runtime
 
 log = structlog.get_logger("gateway.masker19")
 
-STATIC = Path(__file__).resolve().parent / "static" / "masker19"
-ASSETS = {"masker19.css": "text/css", "masker19.js": "text/javascript"}
 SESSION_COOKIE = "m19_session"
 CSRF_COOKIE = "m19_csrf"
 DEMO_PHARMACY = "demo-apotheek"
@@ -210,12 +207,8 @@ class Masker19(ChannelKind):
     # pages
 
     async def page(self, channel: Channel, request: web.Request, path: str) -> web.StreamResponse:
-        if request.method == "GET" and path in ASSETS:
-            return web.Response(
-                body=(STATIC / path).read_bytes(),
-                content_type=ASSETS[path],
-                headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-            )
+        if request.method == "GET" and (static := asset(self.name, path)) is not None:
+            return static
         if request.method == "GET" and path == "":
             return self._form_page(channel, request)
         if request.method == "GET" and path == "bevestiging":

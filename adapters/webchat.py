@@ -48,6 +48,7 @@ from adapters.base import (
     Rejected,
     SendFailed,
     WebhookRequest,
+    asset,
 )
 from adapters.registry import register
 from gateway.broker import Message, PublishError
@@ -59,8 +60,7 @@ from gateway.topology import WEBCHAT_EXCHANGE
 
 log = structlog.get_logger("gateway.webchat")
 
-STATIC = Path(__file__).resolve().parent / "static" / "webchat"
-ASSETS = {"widget.js": "text/javascript", "chat.css": "text/css"}
+PAGE = Path(__file__).resolve().parent / "static" / "webchat" / "index.html"
 MAX_FRAME_BYTES = 16 * 1024
 POLL_SECONDS = 2.0
 FREE_PHONE = "0800-2000"
@@ -190,12 +190,8 @@ class WebChat(ChannelKind):
     async def page(self, channel: Channel, request: web.Request, path: str) -> web.StreamResponse:
         if request.method == "GET" and path == "":
             return self._index(channel, request)
-        if request.method == "GET" and path in ASSETS:
-            return web.Response(
-                body=(STATIC / path).read_bytes(),
-                content_type=ASSETS[path],
-                headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
-            )
+        if request.method == "GET" and (static := asset(self.name, path)) is not None:
+            return static
         if request.method == "GET" and path == "status":
             return self._status(channel, request)
         if request.method == "GET" and path == "socket":
@@ -205,7 +201,7 @@ class WebChat(ChannelKind):
         raise web.HTTPNotFound()
 
     def _index(self, channel: Channel, request: web.Request) -> web.Response:
-        html = (STATIC / "index.html").read_text().replace("{{lang}}", channel.language)
+        html = PAGE.read_text().replace("{{lang}}", channel.language)
         host = request.host
         csp = (
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
