@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--role",
         action="append",
-        choices=["ingest", "router", "outbound"],
+        choices=["ingest", "router", "outbound", "desk"],
         help="run only this role (repeatable); default: every role in one process",
     )
     run.set_defaults(func=_run)

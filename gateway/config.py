@@ -33,6 +33,7 @@ from pydantic import (
 
 from adapters import registry
 from gateway.envelope import CODE_PATTERN
+from gateway.passwords import is_password_hash
 
 NATIONAL = "national"
 M = TypeVar("M", bound=BaseModel)
@@ -172,6 +173,28 @@ class HttpSettings(_Model):
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
 
 
+class DeskSettings(_Model):
+    retention_hours: float = Field(
+        default=720,
+        gt=0,
+        le=24 * 366,
+        description="A conversation quiet this long is deleted, transcript and all",
+    )
+    session_minutes: int = Field(default=600, ge=5, le=1440, description="A counsellor stays signed in")
+    secure_cookies: bool = Field(default=True, description="false only for plain-HTTP trials")
+
+
+class Counsellor(_Model):
+    id: Code
+    name: str = Field(min_length=1, max_length=120)
+    team: Code = Field(description="A region code, or national")
+    password_hash: str = Field(description="From `gateway hash-password`")
+
+
+class CounsellorsFile(_Model):
+    counsellors: list[Counsellor] = Field(default_factory=list)
+
+
 class OutboundSettings(_Model):
     send_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="One provider call")
     attempts: int = Field(default=5, ge=1, le=20, description="Provider calls per delivery, at most")
@@ -183,6 +206,7 @@ class ServiceSettings(_Model):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    desk: DeskSettings = Field(default_factory=DeskSettings)
 
 
 class ChannelFile(_Model):
@@ -230,6 +254,7 @@ class Config:
     channels: dict[str, Channel]
     routing: RoutingFile
     warnings: tuple[str, ...] = field(default=())
+    counsellors: dict[str, Counsellor] = field(default_factory=dict)
 
     @property
     def team_codes(self) -> list[str]:
@@ -431,6 +456,26 @@ def load_config(directory: str | Path) -> Config:
                 problems.append(Problem(str(path.relative_to(root)), "id", "duplicate channel id"))
             channels[channel.id] = channel
 
+    counsellors: dict[str, Counsellor] = {}
+    counsellors_path = root / "counsellors.yaml"
+    if counsellors_path.exists():
+        loaded = _validate(
+            CounsellorsFile, _read_yaml(counsellors_path, root, problems), "counsellors.yaml", problems
+        )
+        for index, counsellor in enumerate(loaded.counsellors if loaded else []):
+            where = f"counsellors[{index}]"
+            if counsellor.team != NATIONAL and counsellor.team not in regions:
+                problems.append(Problem("counsellors.yaml", f"{where}.team", "not a region code or national"))
+            if not is_password_hash(counsellor.password_hash):
+                problems.append(
+                    Problem(
+                        "counsellors.yaml", f"{where}.password_hash", "not a hash from gateway hash-password"
+                    )
+                )
+            if counsellor.id in counsellors:
+                problems.append(Problem("counsellors.yaml", f"{where}.id", "duplicate counsellor id"))
+            counsellors[counsellor.id] = counsellor
+
     if problems or service is None or national is None or routing is None:
         raise ConfigError(problems)
     warnings = tuple(
@@ -448,6 +493,7 @@ def load_config(directory: str | Path) -> Config:
         channels=channels,
         routing=routing,
         warnings=warnings,
+        counsellors=counsellors,
     )
 
 

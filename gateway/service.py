@@ -15,6 +15,8 @@ from aiohttp import web
 from adapters import registry
 from gateway.broker import AmqpBroker, Broker, parse_urls
 from gateway.config import Config, LiveConfig, load_config
+from gateway.desk import Desk
+from gateway.desk_api import add_routes as add_desk_routes
 from gateway.embedded_broker import EmbeddedBroker
 from gateway.http import create_app, reload_config
 from gateway.ingest import Ingest
@@ -29,7 +31,7 @@ from gateway.topology import Topology, build_topology
 
 log = structlog.get_logger("gateway.service")
 
-ROLES = ("ingest", "router", "outbound")  # the desk role comes with its issue
+ROLES = ("ingest", "router", "outbound", "desk")
 
 
 def make_clock(fake_time: datetime | None) -> Callable[[], datetime]:
@@ -66,6 +68,7 @@ class Service:
     store: Store
     router: Router | None = None
     outbound: Outbound | None = None
+    desk: Desk | None = None
 
     @property
     def config(self) -> Config:
@@ -99,6 +102,9 @@ def build_service(
     if router is not None:
         live.subscribe(router.reconfigure)
     outbound = Outbound(live, broker, store, keyring, metrics) if "outbound" in roles else None
+    desk = (
+        Desk(live, broker, store, metrics) if "desk" in roles else None
+    )  # real time, not the schedules' clock
     readiness = {"database": lambda: store.ready}
     runtime = Runtime(settings, live, broker, store, ingest, keyring, metrics, clock)
     app = create_app(
@@ -110,6 +116,8 @@ def build_service(
         readiness=readiness,
         admin_token=settings.admin_token or "",
     )
+    if desk is not None:
+        add_desk_routes(app, desk, live, keyring, settings.demo_accounts)
     topology = topology_for(config)
 
     async def start_broker(_: web.Application) -> None:
@@ -139,9 +147,19 @@ def build_service(
             await router.start()
         if outbound is not None:
             await outbound.start()
+        if desk is not None:
+            if settings.demo_accounts:
+                log.warning(
+                    "demo_accounts",
+                    detail="GATEWAY_DEMO_ACCOUNTS is on: DEMO counsellors demo-zob and demo-landelijk can "
+                    "sign in to the desk with a published password. Never in production.",
+                )
+            await desk.start()
         log.info("roles", roles=sorted(roles))
 
     async def close_broker(_: web.Application) -> None:
+        if desk is not None:
+            await desk.close()
         await broker.close()
         if outbound is not None:
             await outbound.close()
@@ -151,7 +169,7 @@ def build_service(
     app.on_cleanup.append(close_broker)
     for warning in config.warnings:
         log.warning("config_warning", detail=warning)
-    return Service(settings, live, metrics, broker, app, frozenset(roles), store, router, outbound)
+    return Service(settings, live, metrics, broker, app, frozenset(roles), store, router, outbound, desk)
 
 
 async def serve(service: Service, host: str, port: int) -> None:

@@ -69,6 +69,33 @@ webchat_replies = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+desk_conversations = sa.Table(
+    "desk_conversations",
+    metadata,
+    sa.Column("conversation_id", sa.String(100), primary_key=True),
+    sa.Column("team", sa.String(80), nullable=False),
+    sa.Column("channel_kind", sa.String(40), nullable=False),
+    sa.Column("channel_instance", sa.String(80), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("after_hours", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("claimed_by", sa.String(80), nullable=True),
+    sa.Column("reply_handle", sa.Text, nullable=False),
+    sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False),
+)
+desk_messages = sa.Table(
+    "desk_messages",
+    metadata,
+    sa.Column("message_id", sa.String(100), primary_key=True),
+    sa.Column("conversation_id", sa.String(100), nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("author", sa.String(80), nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("attachments", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class ChatSession:
@@ -98,7 +125,8 @@ def database_url(url: str | None) -> str:
     return url
 
 
-def _insert(dialect: str):  # type: ignore[no-untyped-def]
+def insert_for(dialect: str):  # type: ignore[no-untyped-def]
+    """INSERT with ON CONFLICT for the store's dialect."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -111,7 +139,7 @@ class Claims:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
-        self._insert = _insert(connection.dialect.name)
+        self._insert = insert_for(connection.dialect.name)
 
     async def claim(self, conversation_id: str, period_end: datetime) -> bool:
         """True if this conversation had no auto-reply yet for the closed period ending then.
@@ -136,6 +164,17 @@ class Store:
         self.ready = False
         # The embedded database is one SQLite connection: transactions must take turns on it.
         self._turns = asyncio.Lock() if self.url.startswith("sqlite") else contextlib.nullcontext()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One committed transaction (taking turns on the embedded database)."""
+        async with self._turns, self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        async with self._turns, self.engine.connect() as connection:
+            yield connection
 
     async def start(self) -> None:
         async with self.engine.begin() as connection:
@@ -178,7 +217,7 @@ class Store:
         transferred: bool,
         connection: AsyncConnection | None = None,
     ) -> None:
-        insert = _insert(self.engine.dialect.name)
+        insert = insert_for(self.engine.dialect.name)
         now = datetime.now(UTC)
         values = {"region": region, "transferred": transferred, "updated_at": now}
         statement = insert(conversation_regions).values(conversation_id=conversation_id, **values)
@@ -206,7 +245,7 @@ class Store:
             {"message_id": m, "channel_kind": k, "provider_message_id": p[:100], "sent_at": now}
             for m, k, p in replies
         ]
-        statement = _insert(self.engine.dialect.name)(sent_replies).values(rows).on_conflict_do_nothing()
+        statement = insert_for(self.engine.dialect.name)(sent_replies).values(rows).on_conflict_do_nothing()
         async with self._turns, self.engine.begin() as connection:
             await connection.execute(statement)
 

@@ -8,6 +8,8 @@
     gw.unroutable (fanout) ----------->         gw.unroutable        (quorum)
     gw.webchat  (fanout)  ----------->          one exclusive queue per process holding
                                                 web chat sockets (wake-ups, no data)
+    gw.desk     (fanout)  ----------->          one exclusive queue per desk process
+                                                (a conversation changed: team and id only)
 
 gw.region and gw.outbound name gw.unroutable as their alternate exchange: the
 router publishes inside AMQP transactions, which have no per-message returns,
@@ -33,6 +35,7 @@ OUTBOUND_EXCHANGE = "gw.outbound"
 DEAD_EXCHANGE = "gw.dead"
 UNROUTABLE_EXCHANGE = "gw.unroutable"
 WEBCHAT_EXCHANGE = "gw.webchat"
+DESK_EXCHANGE = "gw.desk"
 OUTBOUND_QUEUE = "gw.outbound"
 DEAD_QUEUE = "gw.dead"
 UNROUTABLE_QUEUE = "gw.unroutable"
@@ -111,6 +114,7 @@ def build_topology(team_codes: list[str], inbound_shards: int, delivery_limit: i
         Exchange(DEAD_EXCHANGE, "topic"),
         Exchange(UNROUTABLE_EXCHANGE, "fanout"),
         Exchange(WEBCHAT_EXCHANGE, "fanout"),
+        Exchange(DESK_EXCHANGE, "fanout"),
     )
     queues: list[Queue] = [
         Queue(DEAD_QUEUE, {"x-queue-type": "quorum"}),

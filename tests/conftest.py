@@ -195,6 +195,8 @@ async def clean_state(url: str, database_url: str, config: Config) -> None:
             "sent_replies",
             "webchat_sessions",
             "webchat_replies",
+            "desk_conversations",
+            "desk_messages",
         ):
             with contextlib.suppress(asyncpg.UndefinedTableError):  # not migrated yet
                 await connection.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names

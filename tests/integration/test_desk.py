@@ -1,0 +1,350 @@
+"""The desk against the real RabbitMQ and PostgreSQL, with two desk processes: the
+unified queue per team, claims (one winner), replies through gw.outbound,
+transfers that later messages follow, access refused across teams, idempotent
+storage, retention, and the OpenAPI document against the real routes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aio_pika
+import pytest
+import yaml
+from aiohttp import ClientSession, ClientTimeout, CookieJar
+
+from gateway.config import LiveConfig, load_config
+from gateway.desk import Desk
+from gateway.embedded_broker import EmbeddedBroker
+from gateway.envelope import ChannelRef, Envelope, OutboundMessage, Route
+from gateway.metrics import Metrics
+from gateway.passwords import hash_password
+from gateway.service import topology_for
+from gateway.store import Store
+from tests.conftest import (
+    EXAMPLE_CONFIG,
+    HTTP_JSON_CHANNEL,
+    ServiceProcess,
+    auth,
+    clean_state,
+    drain,
+)
+
+pytestmark = pytest.mark.broker
+
+PASSWORD = "counsellor-password-2026"
+COUNSELLORS = {
+    "anna-zob": "zuidoost-brabant",
+    "bram-zob": "zuidoost-brabant",
+    "carla-rr": "rotterdam-rijnmond",
+    "dirk-landelijk": "national",
+}
+OPEN_MONDAY = "2025-11-24T10:00:00+01:00"
+
+
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+def desk_config(root: Path, password_hash: str) -> Path:
+    shutil.copytree(EXAMPLE_CONFIG, root)
+    accounts = [
+        {"id": cid, "name": cid.split("-")[0].title(), "team": team, "password_hash": password_hash}
+        for cid, team in COUNSELLORS.items()
+    ]
+    (root / "counsellors.yaml").write_text(yaml.safe_dump({"counsellors": accounts}))
+    service = yaml.safe_load((root / "gateway.yaml").read_text())
+    service["desk"] = {"secure_cookies": False}
+    (root / "gateway.yaml").write_text(yaml.safe_dump(service))
+    return root
+
+
+@pytest.fixture
+async def desks(vhost, database_url, tmp_path, example_env, password_hash) -> AsyncIterator[dict]:
+    root = desk_config(tmp_path / "config", password_hash)
+    await clean_state(vhost[1], database_url, load_config(root))
+    env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_FAKE_TIME": OPEN_MONDAY}
+    front = ServiceProcess(
+        vhost[1], tmp_path / "a.log", roles=("ingest", "router", "desk"), config_dir=root, **env
+    )
+    other = ServiceProcess(vhost[1], tmp_path / "b.log", roles=("desk",), config_dir=root, **env)
+    try:
+        await front.wait_ready(40)
+        await other.wait_ready(40)
+        tokens = {}
+        async with ClientSession() as session:
+            for cid in COUNSELLORS:
+                async with session.post(
+                    f"{front.base}/api/v1/session", json={"counsellor": cid, "password": PASSWORD}
+                ) as r:
+                    assert r.status == 200, await r.text()
+                    tokens[cid] = (await r.json())["token"]
+        yield {
+            "a": front,
+            "b": other,
+            "url": vhost[1],
+            "tokens": tokens,
+            "database_url": database_url,
+            "root": root,
+        }
+    finally:
+        front.stop()
+        other.stop()
+
+
+async def call(base: str, method: str, path: str, token: str | None, body: object = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        ClientSession(timeout=ClientTimeout(total=30)) as session,
+        session.request(method, base + path, json=body, headers=headers) as r,
+    ):
+        text = await r.text()
+        return r.status, (json.loads(text) if text else {})
+
+
+async def person_writes(desks: dict, sender: str, text: str) -> str:
+    body = {"message_id": uuid.uuid4().hex, "sender": sender, "text": text}
+    async with (
+        ClientSession() as session,
+        session.post(
+            f"{desks['a'].base}/channels/{HTTP_JSON_CHANNEL}/webhook", json=body, headers=auth()
+        ) as r,
+    ):
+        assert r.status == 202
+        return (await r.json())["ids"][0]
+
+
+async def listed(desks: dict, counsellor: str, *, via: str = "b", count: int = 1) -> list[dict]:
+    for _ in range(100):
+        status, body = await call(
+            desks[via].base, "GET", "/api/v1/conversations", desks["tokens"][counsellor]
+        )
+        assert status == 200
+        if len(body["conversations"]) >= count:
+            return body["conversations"]
+        await asyncio.sleep(0.1)
+    return body["conversations"]
+
+
+async def test_the_unified_queue_claims_replies_transfers_and_closes(desks) -> None:
+    tokens, a, b = desks["tokens"], desks["a"], desks["b"]
+    await person_writes(desks, "persoon-1", "Ik wil iets vertellen")
+    (item,) = await listed(desks, "anna-zob", via="b")  # stored by one desk process, seen through the other
+    conversation = item["conversation_id"]
+    assert (
+        item["team"] == "zuidoost-brabant"
+        and item["status"] == "waiting"
+        and item["channel_kind"] == "http-json"
+    )
+
+    # two counsellors claim at the same moment, through two processes: one winner
+    (s1, r1), (s2, r2) = await asyncio.gather(
+        call(a.base, "POST", f"/api/v1/conversations/{conversation}/claim", tokens["anna-zob"]),
+        call(b.base, "POST", f"/api/v1/conversations/{conversation}/claim", tokens["bram-zob"]),
+    )
+    assert sorted([s1, s2]) == [200, 409]
+    winner = "anna-zob" if s1 == 200 else "bram-zob"
+    loser_answer = r2 if s1 == 200 else r1
+    assert loser_answer["error"] == "already_claimed" and loser_answer["claimed_by"] == winner
+    status, seen = await call(a.base, "GET", f"/api/v1/conversations/{conversation}", tokens["bram-zob"])
+    assert status == 200 and seen["claimed_by"] == winner and seen["status"] == "claimed"
+
+    status, _ = await call(
+        b.base, "POST", f"/api/v1/conversations/{conversation}/reply", tokens[winner], {"text": "Ik luister."}
+    )
+    assert status == 202
+    (outbound,) = await drain(desks["url"], ["gw.outbound"])
+    reply = OutboundMessage.from_json(outbound.body)
+    assert (
+        reply.text == "Ik luister." and reply.origin == "counsellor" and reply.conversation_id == conversation
+    )
+    status, seen = await call(a.base, "GET", f"/api/v1/conversations/{conversation}", tokens["anna-zob"])
+    assert [(e["direction"], e["text"]) for e in seen["transcript"]] == [
+        ("in", "Ik wil iets vertellen"),
+        ("out", "Ik luister."),
+    ]
+
+    status, _ = await call(
+        a.base, "POST", f"/api/v1/conversations/{conversation}/transfer", tokens[winner],
+        {"team": "rotterdam-rijnmond", "reason": "De persoon woont in Rotterdam"},
+    )  # fmt: skip
+    assert status == 200
+    assert await listed(desks, "anna-zob", count=0) == []
+    (moved,) = await listed(desks, "carla-rr")
+    assert moved["conversation_id"] == conversation and moved["status"] == "waiting"
+
+    await person_writes(desks, "persoon-1", "Nog een bericht")  # follows the conversation to Rotterdam
+    for _ in range(100):
+        status, seen = await call(b.base, "GET", f"/api/v1/conversations/{conversation}", tokens["carla-rr"])
+        if "Nog een bericht" in [e["text"] for e in seen["transcript"]]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("a message after the transfer did not follow the conversation")
+    assert await listed(desks, "anna-zob", count=0) == []
+
+    status, _ = await call(b.base, "POST", f"/api/v1/conversations/{conversation}/close", tokens["carla-rr"])
+    assert status == 200
+    assert await listed(desks, "carla-rr", count=0) == []
+    for process in (a, b):
+        logs = process.logs()
+        assert (
+            "Ik wil iets vertellen" not in logs
+            and "Ik luister" not in logs
+            and "woont in Rotterdam" not in logs
+        )
+
+
+ACTIONS = [
+    ("GET", "/api/v1/conversations/{id}", None),
+    ("POST", "/api/v1/conversations/{id}/claim", None),
+    ("POST", "/api/v1/conversations/{id}/reply", {"text": "hallo"}),
+    ("POST", "/api/v1/conversations/{id}/transfer", {"team": "national", "reason": "x"}),
+    ("POST", "/api/v1/conversations/{id}/close", None),
+]
+
+
+async def test_every_cross_team_access_is_refused_and_no_session_is_401(desks) -> None:
+    tokens, a = desks["tokens"], desks["a"]
+    await person_writes(desks, "persoon-2", "vertrouwelijk")
+    (item,) = await listed(desks, "anna-zob")
+    conversation = item["conversation_id"]
+    assert await listed(desks, "carla-rr", count=0) == [], "another team lists it"
+    rows = [(m, p.format(id=conversation), b) for m, p, b in ACTIONS]
+    for method, path, body in rows:
+        status, answer = await call(a.base, method, path, tokens["carla-rr"], body)
+        assert (status, answer.get("error")) == (403, "other_team"), (method, path)
+        assert "vertrouwelijk" not in json.dumps(answer)
+        status, answer = await call(a.base, method, path, None, body)
+        assert (status, answer.get("error")) == (401, "no_session"), (method, path)
+        status, _ = await call(a.base, method, path, tokens["anna-zob"][:-3] + "xyz", body)
+        assert status == 401, "a forged token got in"
+    status, answer = await call(a.base, "GET", "/api/v1/conversations", None)
+    assert status == 401
+    status, answer = await call(
+        a.base, "POST", "/api/v1/session", None, {"counsellor": "anna-zob", "password": "nee"}
+    )
+    assert (status, answer["error"]) == (401, "wrong_credentials")
+    status, seen = await call(a.base, "GET", f"/api/v1/conversations/{conversation}", tokens["anna-zob"])
+    assert status == 200 and seen["status"] == "waiting", "a refused action changed the conversation"
+
+
+async def test_the_console_cookie_needs_the_csrf_token_for_changes(desks) -> None:
+    a = desks["a"]
+    await person_writes(desks, "persoon-3", "hallo")
+    (item,) = await listed(desks, "anna-zob")
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as session:  # unsafe: an IP address host
+        async with session.post(
+            f"{a.base}/api/v1/session", json={"counsellor": "anna-zob", "password": PASSWORD}
+        ) as r:
+            csrf = (await r.json())["csrf_token"]
+            assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers["Set-Cookie"]
+        claim = f"{a.base}/api/v1/conversations/{item['conversation_id']}/claim"
+        async with session.get(f"{a.base}/api/v1/conversations") as r:
+            assert r.status == 200  # reading with the cookie alone is fine
+        async with session.post(claim) as r:
+            assert r.status == 403 and (await r.json())["error"] == "csrf"
+        async with session.post(claim, headers={"X-CSRF-Token": csrf}) as r:
+            assert r.status == 200
+
+
+async def test_a_redelivered_message_is_stored_once(desks) -> None:
+    """What a desk killed between its commit and its ack leads to: the same message again."""
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        conversation_id="c_" + uuid.uuid4().hex,
+        channel=ChannelRef(kind="http-json", instance=HTTP_JSON_CHANNEL),
+        region="zuidoost-brabant",
+        received_at=datetime.now(UTC),
+        text="twee keer bezorgd",
+        sender="p_x",
+        reply_handle="g1.x",
+        route=Route(queue="gw.region.zuidoost-brabant.normal", reason="test"),
+    )
+    connection = await aio_pika.connect(desks["url"])
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("gw.region", ensure=False)
+        for _ in range(3):
+            await exchange.publish(
+                aio_pika.Message(envelope.to_json(), message_id=envelope.id, delivery_mode=2),
+                "zuidoost-brabant.normal",
+            )
+    finally:
+        await connection.close()
+    (item,) = await listed(desks, "anna-zob")
+    await asyncio.sleep(1.0)
+    _, seen = await call(
+        desks["a"].base,
+        "GET",
+        f"/api/v1/conversations/{item['conversation_id']}",
+        desks["tokens"]["anna-zob"],
+    )
+    assert [e["text"] for e in seen["transcript"]] == ["twee keer bezorgd"]
+
+
+async def test_the_openapi_document_matches_the_real_routes(desks) -> None:
+    status, document = await call(desks["a"].base, "GET", "/api/v1/openapi.json", None)
+    assert status == 200 and document["openapi"].startswith("3.")
+    from gateway.desk_api import ROUTES
+
+    documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
+    served = {(m, p) for m, p, _, _ in ROUTES} | {
+        ("POST", "/api/v1/session"),
+        ("GET", "/api/v1/openapi.json"),
+    }
+    assert documented == served
+    for method, path in served - {("GET", "/api/v1/events")}:  # each is served there (no 405)
+        concrete = path.replace("{conversation_id}", "c_unknown")
+        status, _ = await call(
+            desks["a"].base, method, concrete, desks["tokens"]["anna-zob"], {} if method == "POST" else None
+        )
+        assert status != 405, (method, path)
+    headers = {"Authorization": f"Bearer {desks['tokens']['anna-zob']}"}
+    async with (
+        ClientSession() as session,
+        session.get(desks["a"].base + "/api/v1/events", headers=headers) as r,
+    ):
+        assert r.status == 200 and r.content_type == "text/event-stream"
+
+
+async def test_retention_deletes_quiet_conversations(
+    database_url, example_env, password_hash, tmp_path
+) -> None:
+    root = desk_config(tmp_path / "config", password_hash)
+    config = load_config(root)
+    store = Store(database_url)
+    await store.start()
+    broker = EmbeddedBroker()
+    await broker.start(topology_for(config))
+    desk = Desk(LiveConfig(config), broker, store, Metrics())
+    try:
+        now = datetime.now(UTC)
+        ids = {}
+        for age_hours, name in ((800, "old"), (1, "recent")):
+            envelope = Envelope(
+                id=str(uuid.uuid4()), conversation_id=f"c_{name}_{uuid.uuid4().hex[:6]}",
+                channel=ChannelRef(kind="http-json", instance=HTTP_JSON_CHANNEL), region="zuidoost-brabant",
+                received_at=now - timedelta(hours=age_hours), text=name, sender="p", reply_handle="g1.x",
+            )  # fmt: skip
+            assert await desk.store_envelope(envelope, "zuidoost-brabant")
+            ids[name] = envelope.conversation_id
+        gone = await desk.forget_before(now - timedelta(hours=config.service.desk.retention_hours))
+        assert gone >= 1
+        remaining = {s.conversation_id for s in await desk.conversations("zuidoost-brabant")}
+        assert ids["old"] not in remaining and ids["recent"] in remaining
+        async with store.reading() as connection:
+            from sqlalchemy import text
+
+            left = await connection.execute(
+                text("SELECT count(*) FROM desk_messages WHERE conversation_id = :c"), {"c": ids["old"]}
+            )
+            assert left.scalar() == 0, "the transcript outlived its conversation"
+    finally:
+        await store.close()
