@@ -16,6 +16,7 @@ import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -202,7 +203,31 @@ async def sign_in(request: web.Request) -> web.Response:
 
 
 async def _me(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    return _json(200, {"counsellor": who.counsellor, "name": who.name, "team": who.team})
+    csrf = request.app[AUTH_KEY].csrf(who.token)
+    return _json(200, {"counsellor": who.counsellor, "name": who.name, "team": who.team, "csrf_token": csrf})
+
+
+CONSOLE = Path(__file__).resolve().parent / "static" / "desk"
+CONSOLE_TYPES = {"index.html": "text/html", "desk.js": "text/javascript", "desk.css": "text/css"}
+
+
+async def _to_console(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/desk/")
+
+
+async def console(request: web.Request) -> web.Response:
+    """The counsellor console: /desk/ and its script and stylesheet; no third-party assets."""
+    name = request.match_info.get("name") or "index.html"
+    if name not in CONSOLE_TYPES:
+        raise web.HTTPNotFound()
+    headers = {
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+        "connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
+    }
+    return web.Response(body=(CONSOLE / name).read_bytes(), content_type=CONSOLE_TYPES[name], headers=headers)
 
 
 async def _list(request: web.Request, who: Who, desk: Desk) -> web.Response:
@@ -289,6 +314,9 @@ def add_routes(
 ) -> None:
     app[DESK_KEY] = desk
     app[AUTH_KEY] = Auth(live, keyring, demo_accounts)
+    app.router.add_get("/desk", _to_console)
+    app.router.add_get("/desk/", console)
+    app.router.add_get("/desk/{name}", console)
     app.router.add_post("/api/v1/session", sign_in)
     app.router.add_get("/api/v1/openapi.json", openapi)
     for method, path, handler, changes in ROUTES:
