@@ -83,6 +83,7 @@ async def world(vhost, database_url, tmp_path, example_env) -> AsyncIterator[dic
     process = ServiceProcess(
         vhost[1],
         tmp_path / "gateway.log",
+        roles=("ingest", "router", "outbound"),  # no desk: the tests read the region queues
         config_dir=root,
         GATEWAY_DATABASE_URL=database_url,
         GATEWAY_FAKE_TIME=OPEN_MONDAY,
