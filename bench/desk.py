@@ -140,11 +140,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             items = [envelope(n, tag) for n in range(args.messages)]
             await publish(vhost.url, items)
             with Process(command, env, port, log_path=Path(args.log_dir) / "desk.log") as desk:
-                started = time.perf_counter()
                 await desk.wait_ready()
+                first = await stored(bench_db)
+                while first == 0:  # timed from the first stored message: start-up is not the desk's rate
+                    await asyncio.sleep(0.01)
+                    first = await stored(bench_db)
+                started = time.perf_counter()
                 while await stored(bench_db) < args.messages:  # noqa: ASYNC110 - polling the database
                     await asyncio.sleep(0.05)
-                desk_rate = args.messages / (time.perf_counter() - started)
+                desk_rate = (args.messages - first) / (time.perf_counter() - started)
                 bare_rate = await bare_inserts(bench_db, items)
                 latencies = await console_latency(vhost.url, port, args)
         return {
@@ -155,7 +159,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "console_events": len(latencies),
             "console_p50_ms": round(percentile(latencies, 50), 2),
             "console_p99_ms": round(percentile(latencies, 99), 2),
-            "note": "desk rate includes the process start-up; bare is one transaction per row",
+            "note": "desk: from its first stored message to the last; bare: one transaction per row",
         }
     finally:
         shutil.rmtree(config_dir, ignore_errors=True)

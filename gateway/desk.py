@@ -25,7 +25,9 @@ import orjson
 import sqlalchemy as sa
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.batching import GroupCommit
 from gateway.broker import Broker, Delivery, Message, PublishError
 from gateway.config import NATIONAL, LiveConfig
 from gateway.envelope import OUTBOUND_SCHEMA_VERSION, Envelope, OutboundMessage, Urgency
@@ -101,6 +103,8 @@ class Desk:
         self._clock = clock
         self._listeners: set[Callable[[str, str], Awaitable[None] | None]] = set()
         self._retention: asyncio.Task[None] | None = None
+        # Messages arriving together share one transaction (and one commit).
+        self._store_together = GroupCommit(self.store_envelopes)
 
     # the role
 
@@ -151,65 +155,73 @@ class Desk:
             await delivery.reject(requeue=False)
             return
         team = envelope.route.queue.split(".")[2] if envelope.route else (envelope.region or NATIONAL)
-        stored = await self.store_envelope(envelope, team)
+        stored = await self._store_together((envelope, team))
         await delivery.ack()  # after the commit: a crash before this redelivers, and the key drops it
         if stored:
             await self._changed(team, envelope.conversation_id)
 
     async def store_envelope(self, envelope: Envelope, team: str) -> bool:
         """Store one message and its conversation; False when the message was stored before."""
+        return (await self.store_envelopes([(envelope, team)]))[0]
+
+    async def store_envelopes(self, items: list[tuple[Envelope, str]]) -> list[bool]:
+        """Store messages and their conversations in one transaction; per message, whether
+        it was new."""
+        async with self._store.transaction() as connection:
+            return [await self._store_one(connection, envelope, team) for envelope, team in items]
+
+    async def _store_one(self, connection: AsyncConnection, envelope: Envelope, team: str) -> bool:
         at = envelope.received_at
         attachments = orjson.dumps([a.model_dump() for a in envelope.attachments]).decode()
         insert = insert_for(self._store.engine.dialect.name)
-        async with self._store.transaction() as connection:
-            new = await connection.execute(
-                insert(desk_messages)
-                .values(
-                    message_id=envelope.id,
-                    conversation_id=envelope.conversation_id,
-                    direction="in",
-                    text=envelope.text,
-                    attachments=attachments,
-                    at=at,
-                )
-                .on_conflict_do_nothing()
-            )
-            if new.rowcount != 1:
-                return False
-            urgent = envelope.urgency in (Urgency.HIGH, Urgency.ACUTE)
-            after_hours = bool(envelope.route and envelope.route.after_hours)
-            table = desk_conversations
-            statement = insert(table).values(
+        new = await connection.execute(
+            insert(desk_messages)
+            .values(
+                message_id=envelope.id,
                 conversation_id=envelope.conversation_id,
-                team=team,
-                channel_kind=envelope.channel.kind,
-                channel_instance=envelope.channel.instance,
-                status=WAITING,
-                urgent=urgent,
-                after_hours=after_hours,
-                reply_handle=envelope.reply_handle,
-                waiting_since=at,
-                last_activity_at=at,
+                direction="in",
+                text=envelope.text,
+                attachments=attachments,
+                at=at,
             )
-            reopened = sa.case((table.c.status == CLOSED, WAITING), else_=table.c.status)
-            await connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[table.c.conversation_id],
-                    set_={
-                        # the newest handle: WhatsApp's 24 hours count from the last message
-                        "reply_handle": statement.excluded.reply_handle,
-                        "last_activity_at": statement.excluded.last_activity_at,
-                        "urgent": table.c.urgent | statement.excluded.urgent,
-                        "after_hours": statement.excluded.after_hours,
-                        "waiting_since": sa.case(
-                            (table.c.status == CLOSED, statement.excluded.waiting_since),
-                            else_=table.c.waiting_since,
-                        ),
-                        "claimed_by": sa.case((table.c.status == CLOSED, None), else_=table.c.claimed_by),
-                        "status": reopened,
-                    },
-                )
+            .on_conflict_do_nothing()
+        )
+        if new.rowcount != 1:
+            return False
+        urgent = envelope.urgency in (Urgency.HIGH, Urgency.ACUTE)
+        after_hours = bool(envelope.route and envelope.route.after_hours)
+        table = desk_conversations
+        statement = insert(table).values(
+            conversation_id=envelope.conversation_id,
+            team=team,
+            channel_kind=envelope.channel.kind,
+            channel_instance=envelope.channel.instance,
+            status=WAITING,
+            urgent=urgent,
+            after_hours=after_hours,
+            reply_handle=envelope.reply_handle,
+            waiting_since=at,
+            last_activity_at=at,
+        )
+        reopened = sa.case((table.c.status == CLOSED, WAITING), else_=table.c.status)
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.conversation_id],
+                set_={
+                    # the newest handle: WhatsApp's 24 hours count from the last message
+                    "reply_handle": statement.excluded.reply_handle,
+                    "last_activity_at": statement.excluded.last_activity_at,
+                    "urgent": table.c.urgent | statement.excluded.urgent,
+                    "after_hours": statement.excluded.after_hours,
+                    "waiting_since": sa.case(
+                        (table.c.status == CLOSED, statement.excluded.waiting_since),
+                        else_=table.c.waiting_since,
+                    ),
+                    "claimed_by": sa.case((table.c.status == CLOSED, None), else_=table.c.claimed_by),
+                    "status": reopened,
+                },
             )
+        )
         return True
 
     # what counsellors do

@@ -28,9 +28,8 @@ sent within the same instant is not guaranteed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -38,6 +37,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from adapters import registry
 from adapters.base import ChannelKind, Outgoing, SendFailed
+from gateway.batching import GroupCommit
 from gateway.broker import Broker, Delivery, Message, PublishError
 from gateway.config import Channel, LiveConfig, OutboundSettings
 from gateway.envelope import OutboundMessage
@@ -49,44 +49,6 @@ from gateway.topology import DEAD_EXCHANGE, OUTBOUND_QUEUE
 log = structlog.get_logger("gateway.outbound")
 
 REASON_HEADER = "x-gateway-reason"
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class GroupCommit(Generic[T, R]):
-    """Calls made while a database round trip is under way wait and go together in the
-    next one, as a database's own group commit does: with 32 replies in flight, one
-    statement serves many of them instead of each paying a round trip and a commit."""
-
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]]) -> None:
-        self._run = run
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._busy = False
-
-    async def __call__(self, item: T) -> R:
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        if not self._busy:
-            self._busy = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    results = await self._run([item for item, _ in batch])
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
-        finally:
-            self._busy = False
 
 
 def _transient(exc: BaseException) -> bool:
