@@ -150,7 +150,8 @@ class WebChat(ChannelKind):
     async def attach(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._connections.clear()
-        await runtime.broker.subscribe(WEBCHAT_EXCHANGE, self._wake_up)
+        if runtime.serves_pages:  # only a process holding sockets needs the wake-ups
+            await runtime.broker.subscribe(WEBCHAT_EXCHANGE, self._wake_up)
 
     # The webhook surface: web chat takes no webhooks.
 

@@ -28,6 +28,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigError as exc:
         print(f"invalid configuration in {settings.config_dir}:\n{exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
     port = args.port if args.port is not None else settings.http_port
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(service, args.host or settings.http_host, port))
@@ -210,6 +213,25 @@ def _hash_password(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rabbitmq_definitions(args: argparse.Namespace, settings: Settings) -> int:
+    """Print RabbitMQ definitions: a user per role (and a desk user per team) with only the
+    permissions that role needs, for `rabbitmqctl import_definitions`."""
+    from gateway.permissions import definitions
+
+    config = _load(args.config or settings.config_dir)
+    if config is None:
+        return 1
+    passwords: dict[str, str] = {}
+    if args.passwords:
+        try:
+            passwords = orjson.loads(open(args.passwords, "rb").read())  # noqa: SIM115
+        except (OSError, orjson.JSONDecodeError) as exc:
+            print(f"cannot read {args.passwords}: {type(exc).__name__}", file=sys.stderr)
+            return 2
+    print(orjson.dumps(definitions(config, args.vhost, passwords), option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="The Veilig Thuis messaging gateway")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -246,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
         "hash-password", help="read a password on standard input, print the hash the configuration takes"
     )
     hashing.set_defaults(func=_hash_password)
+
+    rabbit = commands.add_parser(
+        "rabbitmq-definitions", help="print RabbitMQ definitions with a user per role and least privileges"
+    )
+    rabbit.add_argument("--vhost", default="/", help="the vhost the gateway uses")
+    rabbit.add_argument("--passwords", help="a JSON file {user: password}; users without one cannot sign in")
+    rabbit.add_argument("--config", help="configuration directory")
+    rabbit.set_defaults(func=_rabbitmq_definitions)
 
     telegram = commands.add_parser("telegram", help="Telegram channel tasks")
     telegram_commands = telegram.add_subparsers(dest="telegram_command", required=True)

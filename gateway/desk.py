@@ -95,7 +95,9 @@ class Desk:
         store: Store,
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        teams: tuple[str, ...] = (),
     ) -> None:
+        self._teams = teams  # the teams whose queues this process consumes; () for all
         self._live = live
         self._broker = broker
         self._store = store
@@ -110,7 +112,7 @@ class Desk:
 
     async def start(self) -> None:
         await self._broker.subscribe(DESK_EXCHANGE, self._notified)
-        for team in self._live.current.team_codes:
+        for team in self._teams or self._live.current.team_codes:
             for priority in ("urgent", "normal"):  # urgent first: attached first, larger prefetch
                 await self._broker.consume(
                     region_queue(team, priority), self.handle, prefetch=64 if priority == "urgent" else 32

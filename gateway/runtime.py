@@ -26,3 +26,4 @@ class Runtime:
     keyring: Keyring
     metrics: Metrics
     clock: Callable[[], datetime]
+    serves_pages: bool = True  # this process serves channel pages and sockets (the ingest role)

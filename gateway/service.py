@@ -102,11 +102,13 @@ def build_service(
     if router is not None:
         live.subscribe(router.reconfigure)
     outbound = Outbound(live, broker, store, keyring, metrics) if "outbound" in roles else None
-    desk = (
-        Desk(live, broker, store, metrics) if "desk" in roles else None
-    )  # real time, not the schedules' clock
+    unknown_teams = set(settings.desk_teams) - set(config.team_codes)
+    if unknown_teams:
+        raise ValueError(f"GATEWAY_DESK_TEAMS names unknown teams: {', '.join(sorted(unknown_teams))}")
+    # The desk keeps real time, not the schedules' (possibly fake) clock.
+    desk = Desk(live, broker, store, metrics, teams=settings.desk_teams) if "desk" in roles else None
     readiness = {"database": lambda: store.ready}
-    runtime = Runtime(settings, live, broker, store, ingest, keyring, metrics, clock)
+    runtime = Runtime(settings, live, broker, store, ingest, keyring, metrics, clock, "ingest" in roles)
     app = create_app(
         live,
         broker,
@@ -138,7 +140,7 @@ def build_service(
                 "sessions) lives in an in-memory SQLite database and is lost on restart",
             )
         await store.start()
-        await broker.start(topology)
+        await broker.start(topology, declare=settings.declare_topology)
         for name in registry.names():
             kind = registry.find(name)
             if kind is not None:

@@ -19,6 +19,8 @@ class Settings:
     fake_time: datetime | None = None
     admin_token: str | None = None
     demo_accounts: bool = False
+    declare_topology: bool = True
+    desk_teams: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -38,6 +40,8 @@ class Settings:
             database_url=env.get("GATEWAY_DATABASE_URL") or None,
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             demo_accounts=env.get("GATEWAY_DEMO_ACCOUNTS", "").lower() in ("1", "true", "yes"),
+            declare_topology=env.get("GATEWAY_DECLARE_TOPOLOGY", "1").lower() not in ("0", "false", "no"),
+            desk_teams=tuple(t.strip() for t in env.get("GATEWAY_DESK_TEAMS", "").split(",") if t.strip()),
             fake_time=fake_time,
             amqp_url=env.get("GATEWAY_AMQP_URL") or None,
             config_dir=env.get("GATEWAY_CONFIG", "config/"),

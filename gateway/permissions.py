@@ -1,0 +1,78 @@
+"""Broker users per role with only the permissions that role needs, as RabbitMQ
+definitions (`rabbitmqctl import_definitions`).
+
+RabbitMQ permissions are three regular expressions per user and vhost:
+configure (declare, delete), write (publish to an exchange, bind a queue) and
+read (consume from a queue, bind from an exchange). `amq.gen-...` are the
+exclusive server-named queues a process uses for wake-ups (web chat, desk).
+The topology itself is declared by an operator (`gateway topology`) and the
+role users run with GATEWAY_DECLARE_TOPOLOGY=0.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from typing import Any
+
+from gateway.config import Config
+
+OWN_QUEUES = r"amq\.gen-.*"
+
+
+def _any(*names: str) -> str:
+    return "^(" + "|".join(names) + ")$"
+
+
+def role_permissions(config: Config) -> dict[str, dict[str, str]]:
+    """user -> {configure, write, read}."""
+    users = {
+        "gw-ingest": {
+            "configure": _any(OWN_QUEUES),
+            "write": _any(r"gw\.inbound", OWN_QUEUES),
+            "read": _any(r"gw\.webchat", OWN_QUEUES),
+        },
+        "gw-router": {
+            "configure": "^$",
+            "write": _any(r"gw\.region", r"gw\.outbound"),
+            "read": r"^gw\.inbound\.[0-9]+$",
+        },
+        "gw-outbound": {
+            "configure": "^$",
+            "write": _any(r"gw\.dead", r"gw\.webchat"),
+            "read": _any(r"gw\.outbound"),
+        },
+    }
+    for team in config.team_codes:
+        own = re.escape(f"gw.region.{team}.") + "(urgent|normal)"
+        users[f"gw-desk-{team}"] = {
+            "configure": _any(OWN_QUEUES),
+            "write": _any(r"gw\.outbound", r"gw\.inbound", r"gw\.desk", OWN_QUEUES),
+            "read": _any(own, r"gw\.desk", OWN_QUEUES),
+        }
+    return users
+
+
+def rabbit_password_hash(password: str) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def definitions(config: Config, vhost: str, passwords: dict[str, str]) -> dict[str, Any]:
+    permissions = role_permissions(config)
+    return {
+        "users": [
+            {
+                "name": user,
+                "password_hash": rabbit_password_hash(passwords[user]) if user in passwords else "",
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": [],
+            }
+            for user in permissions
+        ],
+        "vhosts": [{"name": vhost}],
+        "permissions": [{"user": user, "vhost": vhost, **rights} for user, rights in permissions.items()],
+    }
