@@ -36,6 +36,7 @@ log = structlog.get_logger("gateway.desk_api")
 COOKIE = "desk_session"
 DEMO_PASSWORD = "desk-demo-2026"  # noqa: S105 - documented; only with GATEWAY_DEMO_ACCOUNTS=1
 DEMO_TEAMS = {"demo-zob": "zuidoost-brabant", "demo-landelijk": NATIONAL}
+SIGN_INS_PER_MINUTE = 10  # per client address: passwords are not to be guessed
 DESK_KEY = web.AppKey("desk", Desk)
 AUTH_KEY = web.AppKey("desk_auth", "Auth")
 
@@ -70,6 +71,7 @@ class Auth:
     def __init__(self, live: LiveConfig, keyring: Keyring, demo_accounts: bool) -> None:
         self._live = live
         self._key = keyring.key_for("desk/session")
+        self._attempts: dict[str, list[float]] = {}
         self._demo: dict[str, Counsellor] = {}
         if demo_accounts:
             shared = hash_password(DEMO_PASSWORD)
@@ -77,6 +79,14 @@ class Auth:
                 cid: Counsellor(id=cid, name=f"Demo ({team})", team=team, password_hash=shared)
                 for cid, team in DEMO_TEAMS.items()
             }
+
+    def may_try(self, address: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._attempts.get(address, []) if now - t < 60]
+        self._attempts[address] = [*recent, now]
+        if len(self._attempts) > 10_000:
+            self._attempts = {a: ts for a, ts in self._attempts.items() if ts and now - ts[-1] < 60}
+        return len(recent) < SIGN_INS_PER_MINUTE
 
     @property
     def secure_cookies(self) -> bool:
@@ -180,6 +190,8 @@ async def sign_in(request: web.Request) -> web.Response:
         body = await _body(request, _SignIn)
     except Refused as refusal:
         return _refused(refusal)
+    if not auth.may_try(request.remote or "unknown"):
+        return _refused(Refused(429, "too_many_attempts", "too many sign-ins from here; wait a minute"))
     account = auth.account(body.counsellor)
     if account is None or not verify_password(body.password, account.password_hash):
         return _refused(Refused(401, "wrong_credentials", "unknown counsellor or wrong password"))
@@ -412,6 +424,7 @@ OPENAPI: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "signed in"},
                     "401": {"description": "wrong credentials"},
+                    "429": {"description": "too many sign-ins from this address"},
                     "422": {"description": "invalid body"},
                 },
             }

@@ -348,3 +348,75 @@ async def test_retention_deletes_quiet_conversations(
             assert left.scalar() == 0, "the transcript outlived its conversation"
     finally:
         await store.close()
+
+
+async def test_password_guessing_is_slowed_down(desks) -> None:
+    statuses = []
+    for _ in range(12):
+        status, _ = await call(
+            desks["b"].base, "POST", "/api/v1/session", None, {"counsellor": "anna-zob", "password": "raden"}
+        )
+        statuses.append(status)
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+
+
+async def test_a_desk_killed_mid_stream_stores_every_message_once(
+    vhost, database_url, tmp_path, example_env, password_hash
+) -> None:
+    import asyncpg
+
+    root = desk_config(tmp_path / "config", password_hash)
+    await clean_state(vhost[1], database_url, load_config(root))
+    env = {"GATEWAY_DATABASE_URL": database_url}
+    first = ServiceProcess(vhost[1], tmp_path / "first.log", roles=("desk",), config_dir=root, **env)
+    await first.wait_ready(40)
+    first.stop()  # the topology and schema exist; now fill the queue with nobody consuming
+    count = 600
+    connection = await aio_pika.connect(vhost[1])
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("gw.region", ensure=False)
+        for n in range(count):
+            item = Envelope(
+                id=str(uuid.uuid4()), conversation_id=f"c_kill_{n % 40}",
+                channel=ChannelRef(kind="http-json", instance=HTTP_JSON_CHANNEL), region="zuidoost-brabant",
+                received_at=datetime.now(UTC), text=f"bericht {n}", sender="p", reply_handle="g1.x",
+                route=Route(queue="gw.region.zuidoost-brabant.normal", reason="test"),
+            )  # fmt: skip
+            await exchange.publish(
+                aio_pika.Message(item.to_json(), message_id=item.id, delivery_mode=2),
+                "zuidoost-brabant.normal",
+            )
+    finally:
+        await connection.close()
+
+    async def stored() -> tuple[int, int]:
+        db = await asyncpg.connect(database_url)
+        try:
+            messages = await db.fetchval("SELECT count(*) FROM desk_messages")
+            conversations = await db.fetchval("SELECT count(*) FROM desk_conversations")
+            return messages, conversations
+        finally:
+            await db.close()
+
+    victim = ServiceProcess(vhost[1], tmp_path / "victim.log", roles=("desk",), config_dir=root, **env)
+    await victim.wait_ready(40)
+    for _ in range(200):  # kill it while it is busy: some committed, some not yet acked
+        if (await stored())[0] > 50:
+            break
+        await asyncio.sleep(0.02)
+    victim.process.kill()
+    victim.process.wait()
+    at_kill = (await stored())[0]
+    assert at_kill < count, "the desk finished before it could be killed; the test proves nothing"
+    survivor = ServiceProcess(vhost[1], tmp_path / "survivor.log", roles=("desk",), config_dir=root, **env)
+    try:
+        await survivor.wait_ready(40)
+        for _ in range(300):
+            if (await stored())[0] >= count:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # anything redelivered has arrived by now
+        assert await stored() == (count, 40), "a message was lost or stored twice"
+    finally:
+        survivor.stop()
