@@ -420,3 +420,20 @@ async def test_a_desk_killed_mid_stream_stores_every_message_once(
         assert await stored() == (count, 40), "a message was lost or stored twice"
     finally:
         survivor.stop()
+
+
+async def test_demo_counsellors_exist_only_when_enabled_and_are_warned(vhost, example_env, tmp_path) -> None:
+    demo = {"counsellor": "demo-zob", "password": "desk-demo-2026"}
+    on = ServiceProcess(vhost[1], tmp_path / "on.log", roles=("desk",), GATEWAY_DEMO_ACCOUNTS="1")
+    off = ServiceProcess(vhost[1], tmp_path / "off.log", roles=("desk",))
+    try:
+        await on.wait_ready(40)
+        await off.wait_ready(40)
+        status, answer = await call(on.base, "POST", "/api/v1/session", None, demo)
+        assert status == 200 and answer["team"] == "zuidoost-brabant"
+        status, _ = await call(off.base, "POST", "/api/v1/session", None, demo)
+        assert status == 401
+    finally:
+        on.stop()
+        off.stop()
+    assert "GATEWAY_DEMO_ACCOUNTS is on" in on.logs() and "GATEWAY_DEMO_ACCOUNTS" not in off.logs()
