@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -10,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,6 +200,25 @@ async def metric_total(port: int, family: str) -> float:
 def percentile(ordered: list[float], p: float) -> float:
     """The p-th percentile of an already sorted list (nearest rank)."""
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The broker and where the processes' logs go, as every benchmark takes them."""
+    parser.add_argument(
+        "--amqp-url", default=os.environ.get("GATEWAY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument("--log-dir", default=str(ROOT / "bench" / "results"), help="the processes' logs")
+
+
+def run_and_print(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Awaitable[dict]]
+) -> None:
+    """Parse, run, and print the result as the last line, one JSON object."""
+    import json
+
+    args = parser.parse_args()
+    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
+    print(json.dumps(asyncio.run(run(args))))
 
 
 def median(values: list[float]) -> float:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import sys
@@ -38,7 +37,17 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench._harness import PYTHON, ROOT, Process, Vhost, free_port, percentile, python_env
+from bench._harness import (
+    PYTHON,
+    ROOT,
+    Process,
+    Vhost,
+    common_arguments,
+    free_port,
+    percentile,
+    python_env,
+    run_and_print,
+)
 from gateway.envelope import ChannelRef, Envelope, Route
 from gateway.passwords import hash_password
 
@@ -212,13 +221,8 @@ def main() -> None:
             "GATEWAY_TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
         ),
     )
-    parser.add_argument(
-        "--amqp-url", default=os.environ.get("GATEWAY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument("--log-dir", default=str(ROOT / "bench" / "results"))
-    args = parser.parse_args()
-    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-    print(json.dumps(asyncio.run(run(args))))
+    common_arguments(parser)
+    run_and_print(parser, run)
 
 
 if __name__ == "__main__":

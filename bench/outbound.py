@@ -36,7 +36,18 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench._harness import PYTHON, ROOT, Process, Vhost, free_port, percentile, purge, python_env
+from bench._harness import (
+    PYTHON,
+    ROOT,
+    Process,
+    Vhost,
+    common_arguments,
+    free_port,
+    percentile,
+    purge,
+    python_env,
+    run_and_print,
+)
 from gateway.config import load_config
 from gateway.envelope import ChannelRef, OutboundMessage
 from gateway.keys import Keyring
@@ -269,13 +280,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10, help="seconds of the steady phase")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database-url", default=os.environ.get("GATEWAY_DATABASE_URL"))
-    parser.add_argument(
-        "--amqp-url", default=os.environ.get("GATEWAY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    )
-    parser.add_argument("--log-dir", default=str(ROOT / "bench" / "results"))
-    args = parser.parse_args()
-    Path(args.log_dir).mkdir(parents=True, exist_ok=True)
-    print(json.dumps(asyncio.run(run(args))))
+    common_arguments(parser)
+    run_and_print(parser, run)
 
 
 if __name__ == "__main__":
