@@ -41,6 +41,7 @@ from gateway.broker import PublishError
 from gateway.config import Channel, Region
 from gateway.envelope import envelope_id
 from gateway.passwords import hash_password, is_password_hash, verify_password
+from gateway.ratelimit import Window
 from gateway.resolution import normalise_name
 from gateway.runtime import Runtime
 
@@ -141,7 +142,7 @@ class Masker19(ChannelKind):
 
     def __init__(self) -> None:
         self._runtime: Runtime | None = None
-        self._attempts: dict[str, list[float]] = {}
+        self._sign_ins = Window(0, 60)
 
     def check(self, settings: BaseModel, regions: dict[str, Region]) -> list[tuple[str, str]]:
         known = {normalise_name(m) for region in regions.values() for m in region.municipalities}
@@ -304,11 +305,10 @@ class Masker19(ChannelKind):
         form = await request.post()
         if not self._csrf_ok(request, form):  # type: ignore[arg-type]
             return self._login_page(channel, request, "Het formulier was verlopen. Probeer het opnieuw.", 403)
-        address = request.remote or "unknown"
-        now = time.monotonic()
-        recent = [t for t in self._attempts.get(address, []) if now - t < 60]
-        self._attempts[address] = [*recent, now]
-        if len(recent) >= channel.settings.sign_ins_per_minute:  # type: ignore[attr-defined]
+        limit = channel.settings.sign_ins_per_minute  # type: ignore[attr-defined]
+        if self._sign_ins.limit != limit:  # first use, or changed by a reload
+            self._sign_ins = Window(limit, 60)
+        if not self._sign_ins.allow(request.remote or "unknown"):
             return self._login_page(channel, request, "Te veel pogingen. Wacht een minuut.", 429)
         pharmacy = self._pharmacies(channel).get(str(form.get("apotheek", "")).strip())
         password = str(form.get("wachtwoord", ""))

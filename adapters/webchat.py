@@ -29,8 +29,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from adapters.base import (
 from adapters.registry import register
 from gateway.broker import Message, PublishError
 from gateway.config import NATIONAL, Channel
+from gateway.ratelimit import Window
 from gateway.routing import format_local
 from gateway.runtime import Runtime
 from gateway.schedules import AMSTERDAM, resolve, state_at
@@ -67,37 +67,15 @@ FREE_PHONE = "0800-2000"
 EMERGENCY = "112"
 
 
-class _Window:
-    """At most `limit` events per `seconds` for each key (in this process)."""
-
-    def __init__(self, limit: int, seconds: float) -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self._events: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        events = self._events[key]
-        while events and events[0] <= now - self.seconds:
-            events.popleft()
-        if len(events) >= self.limit:
-            return False
-        events.append(now)
-        if len(self._events) > 100_000:  # bounded: forget the quietest keys
-            for stale in [k for k, v in self._events.items() if not v][:50_000]:
-                del self._events[stale]
-        return True
-
-
 class _Limits:
     """One channel's rate limits: messages per session and per client address, and new
     sessions per client address."""
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
-        self.session = _Window(settings.messages_per_minute, 60)
-        self.address = _Window(settings.address_messages_per_minute, 60)
-        self.starts = _Window(settings.address_sessions_per_hour, 3600)
+        self.session = Window(settings.messages_per_minute, 60)
+        self.address = Window(settings.address_messages_per_minute, 60)
+        self.starts = Window(settings.address_sessions_per_hour, 3600)
 
 
 def _local_texts(moment: datetime | None) -> dict[str, str] | None:

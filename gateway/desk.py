@@ -340,9 +340,9 @@ class Desk:
             raise Refused(422, "same_team", "the conversation is already with this team")
         await self._own(conversation_id, team)
         # The router first, in order with the conversation's messages; then the desk's own view.
-        await self._broker.publish(
-            *_publish_args(transfer_publish(conversation_id, to_team, config.service.broker.inbound_shards))
-        )
+        shards = config.service.broker.inbound_shards
+        control = transfer_publish(conversation_id, to_team, shards)
+        await self._broker.publish(control.exchange, control.routing_key, control.message)
         table = desk_conversations
         async with self._store.transaction() as connection:
             await connection.execute(
@@ -431,7 +431,3 @@ def _summary(row: sa.Row) -> Summary:
         waiting_since=_utc(row.waiting_since),
         last_activity_at=_utc(row.last_activity_at),
     )
-
-
-def _publish_args(publish) -> tuple[str, str, Message]:  # type: ignore[no-untyped-def]
-    return publish.exchange, publish.routing_key, publish.message

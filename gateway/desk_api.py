@@ -30,6 +30,7 @@ from gateway.desk import Desk, Refused
 from gateway.envelope import MAX_TEXT_CHARS
 from gateway.keys import Keyring
 from gateway.passwords import hash_password, verify_password
+from gateway.ratelimit import Window
 
 log = structlog.get_logger("gateway.desk_api")
 
@@ -71,7 +72,7 @@ class Auth:
     def __init__(self, live: LiveConfig, keyring: Keyring, demo_accounts: bool) -> None:
         self._live = live
         self._key = keyring.key_for("desk/session")
-        self._attempts: dict[str, list[float]] = {}
+        self._sign_ins = Window(SIGN_INS_PER_MINUTE, 60)
         self._demo: dict[str, Counsellor] = {}
         if demo_accounts:
             shared = hash_password(DEMO_PASSWORD)
@@ -81,12 +82,7 @@ class Auth:
             }
 
     def may_try(self, address: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self._attempts.get(address, []) if now - t < 60]
-        self._attempts[address] = [*recent, now]
-        if len(self._attempts) > 10_000:
-            self._attempts = {a: ts for a, ts in self._attempts.items() if ts and now - ts[-1] < 60}
-        return len(recent) < SIGN_INS_PER_MINUTE
+        return self._sign_ins.allow(address)
 
     @property
     def secure_cookies(self) -> bool:
