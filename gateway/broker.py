@@ -551,6 +551,7 @@ class AmqpBroker:
         waiting for the broker's confirm; transient faults raise _Transient."""
         if asyncio.get_running_loop().time() >= deadline:
             raise _Transient("deadline")
+        link: asyncio.Event | None = None
         try:
             async with asyncio.timeout_at(deadline):
                 if not self._ready.is_set():
@@ -558,6 +559,7 @@ class AmqpBroker:
                 channel = self._underlay
                 if channel is None:
                     raise _Transient("no channel")
+                link = self._lost
                 # wait=False: don't hold the channel lock until the socket has drained; the
                 # confirm awaited here is what tells us the broker has the message.
                 await channel.basic_publish(
@@ -570,11 +572,17 @@ class AmqpBroker:
                 )
         except aiormq.exceptions.PublishError:
             raise Unroutable() from None
+        except TimeoutError:
+            if link is not None and not link.is_set():
+                # Sent, but no confirm within the publish timeout: a paused or overloaded node
+                # keeps the socket open. Not ready any more; reconnect, to another node if listed.
+                log.warning("broker_confirm_timeout")
+                link.set()
+            raise _Transient("TimeoutError") from None
         except (
             aiormq.exceptions.AMQPError,
             aiormq.exceptions.ChannelInvalidStateError,
             ConnectionError,
-            TimeoutError,
             RuntimeError,
         ) as exc:
             raise _Transient(type(exc).__name__) from None
