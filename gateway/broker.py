@@ -151,6 +151,10 @@ class Broker(Protocol):
         For wake-up calls, not for data: what is published while the link is down is missed."""
         ...
 
+    async def queue_depths(self, names: list[str]) -> dict[str, int]:
+        """Messages ready in each of these queues; queues that don't exist are left out."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -577,6 +581,8 @@ class AmqpBroker:
                 # Sent, but no confirm within the publish timeout: a paused or overloaded node
                 # keeps the socket open. Not ready any more; reconnect, to another node if listed.
                 log.warning("broker_confirm_timeout")
+                if link is self._lost:
+                    self._set_ready(False)
                 link.set()
             raise _Transient("TimeoutError") from None
         except (
@@ -586,6 +592,25 @@ class AmqpBroker:
             RuntimeError,
         ) as exc:
             raise _Transient(type(exc).__name__) from None
+
+    async def queue_depths(self, names: list[str]) -> dict[str, int]:
+        connection = self._connection
+        if connection is None or not self.ready:
+            return {}
+        depths: dict[str, int] = {}
+        channel = await connection.channel()
+        try:
+            for name in names:
+                try:
+                    queue = await channel.declare_queue(name, passive=True)
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    channel = await connection.channel()  # a failed passive declare closes the channel
+                    continue
+                depths[name] = queue.declaration_result.message_count or 0
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
+        return depths
 
     async def close(self) -> None:
         self._closing = True

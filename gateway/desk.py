@@ -50,6 +50,7 @@ log = structlog.get_logger("gateway.desk")
 
 WAITING, CLAIMED, CLOSED = "waiting", "claimed", "closed"
 RETENTION_EVERY_SECONDS = 300.0
+GAUGES_EVERY_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class Desk:
         self._clock = clock
         self._listeners: set[Callable[[str, str], Awaitable[None] | None]] = set()
         self._retention: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
         # Messages arriving together share one transaction (and one commit).
         self._store_together = GroupCommit(self.store_envelopes)
 
@@ -118,10 +120,12 @@ class Desk:
                     region_queue(team, priority), self.handle, prefetch=64 if priority == "urgent" else 32
                 )
         self._retention = asyncio.create_task(self._retention_loop())
+        self._gauges = asyncio.create_task(self._gauges_loop())
 
     async def close(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
+        for task in (self._retention, self._gauges):
+            if task is not None:
+                task.cancel()
 
     def listen(self, callback: Callable[[str, str], Awaitable[None] | None]) -> Callable[[], None]:
         """`callback(team, conversation_id)` after any change in this process; returns an unsubscribe."""
@@ -404,6 +408,32 @@ class Desk:
         if gone:
             log.info("retention_deleted", conversations=len(gone))
         return len(gone)
+
+    async def sample_waiting(self) -> None:
+        """Per team this process serves: unclaimed conversations and the longest wait."""
+        table = desk_conversations
+        teams = self._teams or self._live.current.team_codes
+        query = (
+            sa.select(table.c.team, sa.func.count(), sa.func.min(table.c.waiting_since))
+            .where(table.c.status == WAITING, table.c.team.in_(teams))
+            .group_by(table.c.team)
+        )
+        async with self._store.transaction() as connection:
+            rows = {row[0]: (row[1], row[2]) for row in (await connection.execute(query)).all()}
+        now = self._clock()
+        for team in teams:
+            count, since = rows.get(team, (0, None))
+            self._metrics.desk_waiting.labels(team).set(count)
+            waited = (now - _utc(since)).total_seconds() if since is not None else 0.0
+            self._metrics.desk_oldest_waiting.labels(team).set(max(waited, 0.0))
+
+    async def _gauges_loop(self) -> None:
+        while True:
+            try:
+                await self.sample_waiting()
+            except Exception as exc:
+                log.warning("waiting_gauges_failed", error=type(exc).__name__)
+            await asyncio.sleep(GAUGES_EVERY_SECONDS)
 
     async def _retention_loop(self) -> None:
         while True:

@@ -129,6 +129,9 @@ class EmbeddedBroker:
             return self._route(self._alternates[exchange], routing_key)
         return [self._queues[n] for n in names]
 
+    async def queue_depths(self, names: list[str]) -> dict[str, int]:
+        return {name: len(self._queues[name].messages) for name in names if name in self._queues}
+
     async def subscribe(self, exchange: str, handler: Notification) -> None:
         self._subscribers.setdefault(exchange, []).append(handler)
 

@@ -139,6 +139,24 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.queue_messages = Gauge(
+            "gateway_queue_messages",
+            "Messages ready in each queue of the topology, sampled by the router role",
+            ["queue"],
+            registry=r,
+        )
+        self.desk_waiting = Gauge(
+            "gateway_desk_waiting_conversations",
+            "Conversations no counsellor has claimed yet, per team",
+            ["team"],
+            registry=r,
+        )
+        self.desk_oldest_waiting = Gauge(
+            "gateway_desk_oldest_waiting_seconds",
+            "How long the longest-waiting unclaimed conversation has waited, per team (0: none)",
+            ["team"],
+            registry=r,
+        )
         self._published_children: dict[str, Counter] = {}
         self._received_children: dict[str, Counter] = {}
 

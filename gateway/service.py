@@ -23,6 +23,7 @@ from gateway.ingest import Ingest
 from gateway.keys import Keyring
 from gateway.metrics import Metrics
 from gateway.outbound import Outbound
+from gateway.queue_monitor import watch_queue_depths
 from gateway.router import Router
 from gateway.runtime import Runtime
 from gateway.settings import Settings
@@ -122,6 +123,8 @@ def build_service(
         add_desk_routes(app, desk, live, keyring, settings.demo_accounts)
     topology = topology_for(config)
 
+    monitors: list[asyncio.Task[None]] = []
+
     async def start_broker(_: web.Application) -> None:
         if isinstance(broker, EmbeddedBroker):
             log.warning(
@@ -147,6 +150,8 @@ def build_service(
                 await kind.attach(runtime)
         if router is not None:
             await router.start()
+            durable = [queue.name for queue in topology.queues]
+            monitors.append(asyncio.create_task(watch_queue_depths(broker, durable, metrics)))
         if outbound is not None:
             await outbound.start()
         if desk is not None:
@@ -160,6 +165,8 @@ def build_service(
         log.info("roles", roles=sorted(roles))
 
     async def close_broker(_: web.Application) -> None:
+        for monitor in monitors:
+            monitor.cancel()
         if desk is not None:
             await desk.close()
         await broker.close()

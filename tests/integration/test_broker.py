@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from gateway.broker import AmqpBroker, Delivery, Message, Unroutable
+from gateway.broker import AmqpBroker, BrokerUnavailable, Delivery, Message, Unroutable
 from gateway.metrics import Metrics
+from gateway.queue_monitor import sample_queue_depths
 from gateway.service import build_service, topology_for
 from tests.conftest import (
     EXAMPLE_CONFIG,
@@ -269,3 +270,52 @@ async def test_consumers_are_reattached_after_the_broker_closes_the_link(vhost, 
         assert broker.ready
     finally:
         await broker.close()
+
+
+async def test_queue_depths_are_sampled_into_the_metric(vhost, config) -> None:
+    url = vhost[1]
+    await purge_all(url, config)
+    metrics = Metrics()
+    broker = await started_broker(url, config, metrics=metrics)
+    try:
+        for n in range(3):
+            await broker.publish("gw.dead", "gw.inbound.0", message(100 + n))
+        await broker.publish("gw.region", "utrecht.normal", message(200))
+        queues = ["gw.dead", "gw.region.utrecht.normal", "gw.region.utrecht.urgent", "no.such.queue"]
+        await sample_queue_depths(broker, queues, metrics)
+        depth = metrics.registry.get_sample_value
+        assert depth("gateway_queue_messages", {"queue": "gw.dead"}) == 3
+        assert depth("gateway_queue_messages", {"queue": "gw.region.utrecht.normal"}) == 1
+        assert depth("gateway_queue_messages", {"queue": "gw.region.utrecht.urgent"}) == 0
+        assert depth("gateway_queue_messages", {"queue": "no.such.queue"}) is None
+        assert broker.ready, "a queue that does not exist must not take the link down"
+    finally:
+        await broker.close()
+        await purge_all(url, config)
+
+
+async def test_a_confirm_overdue_means_not_ready_and_a_reconnect(vhost, config) -> None:
+    """A broker that takes the message but never confirms (a paused node keeps its socket):
+    the publish answers BrokerUnavailable within the timeout and readiness drops at once."""
+    url = vhost[1]
+    await purge_all(url, config)
+    metrics = Metrics()
+    broker = await started_broker(url, config, metrics=metrics, publish_timeout=0.5)
+    try:
+        underlay = broker._underlay
+        assert underlay is not None
+        never_confirmed = asyncio.get_running_loop().create_future()
+
+        async def hangs(*args: object, **kwargs: object) -> object:
+            return await never_confirmed
+
+        underlay.basic_publish = hangs  # type: ignore[method-assign]
+        with pytest.raises(BrokerUnavailable):
+            await broker.publish("gw.region", "utrecht.normal", message(300))
+        assert not broker.ready, "/readyz must not say ready while confirms are overdue"
+        assert await broker.wait_ready(20), "it reconnects by itself"
+        assert metrics.broker_reconnects._value.get() >= 2
+        await broker.publish("gw.region", "utrecht.normal", message(301))
+    finally:
+        await broker.close()
+    assert [m.message_id for m in await drain(url, ["gw.region.utrecht.normal"])] == ["id-301"]

@@ -6,6 +6,7 @@ storage, retention, and the OpenAPI document against the real routes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import uuid
@@ -437,3 +438,47 @@ async def test_demo_counsellors_exist_only_when_enabled_and_are_warned(vhost, ex
         on.stop()
         off.stop()
     assert "GATEWAY_DEMO_ACCOUNTS is on" in on.logs() and "GATEWAY_DEMO_ACCOUNTS" not in off.logs()
+
+
+async def test_waiting_gauges_show_unclaimed_conversations_per_team(
+    database_url, example_env, password_hash, tmp_path
+) -> None:
+    root = desk_config(tmp_path / "config", password_hash)
+    config = load_config(root)
+    await clean_state_database(database_url)
+    store = Store(database_url)
+    await store.start()
+    broker = EmbeddedBroker()
+    await broker.start(topology_for(config))
+    metrics = Metrics()
+    now = datetime.now(UTC)
+    desk = Desk(LiveConfig(config), broker, store, metrics, clock=lambda: now)
+    try:
+        for minutes in (12, 3):
+            envelope = Envelope(
+                id=str(uuid.uuid4()), conversation_id=f"c_wait_{uuid.uuid4().hex[:6]}",
+                channel=ChannelRef(kind="http-json", instance=HTTP_JSON_CHANNEL), region="zuidoost-brabant",
+                received_at=now - timedelta(minutes=minutes), text="t", sender="p", reply_handle="g1.x",
+            )  # fmt: skip
+            assert await desk.store_envelope(envelope, "zuidoost-brabant")
+        await desk.sample_waiting()
+        waiting = metrics.registry.get_sample_value
+        assert waiting("gateway_desk_waiting_conversations", {"team": "zuidoost-brabant"}) == 2
+        assert waiting("gateway_desk_oldest_waiting_seconds", {"team": "zuidoost-brabant"}) == 12 * 60
+        assert waiting("gateway_desk_waiting_conversations", {"team": "rotterdam-rijnmond"}) == 0
+        assert waiting("gateway_desk_oldest_waiting_seconds", {"team": "rotterdam-rijnmond"}) == 0
+    finally:
+        await broker.close()
+        await store.close()
+
+
+async def clean_state_database(database_url: str) -> None:
+    import asyncpg
+
+    db = await asyncpg.connect(database_url)
+    try:
+        for table in ("desk_conversations", "desk_messages"):
+            with contextlib.suppress(asyncpg.UndefinedTableError):
+                await db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+    finally:
+        await db.close()
