@@ -45,13 +45,23 @@ def role_permissions(config: Config) -> dict[str, dict[str, str]]:
             "read": _any(r"gw\.outbound"),
         },
     }
+    desk_writes = _any(r"gw\.outbound", r"gw\.inbound", r"gw\.desk", OWN_QUEUES)
+    # One desk user for every team, for a deployment whose desk processes serve all teams.
+    users["gw-desk"] = {
+        "configure": _any(OWN_QUEUES),
+        "write": desk_writes,
+        "read": _any(r"gw\.region\.[a-z0-9-]+\.(urgent|normal)", r"gw\.desk", OWN_QUEUES),
+    }
     for team in config.team_codes:
         own = re.escape(f"gw.region.{team}.") + "(urgent|normal)"
         users[f"gw-desk-{team}"] = {
             "configure": _any(OWN_QUEUES),
-            "write": _any(r"gw\.outbound", r"gw\.inbound", r"gw\.desk", OWN_QUEUES),
+            "write": desk_writes,
             "read": _any(own, r"gw\.desk", OWN_QUEUES),
         }
+    # The operator declares the topology (`gateway topology`) and reads queue depths; no role
+    # runs as this user.
+    users["gw-operator"] = {"configure": _any(r"gw\..*"), "write": _any(r"gw\..*"), "read": _any(r"gw\..*")}
     return users
 
 

@@ -23,7 +23,10 @@ from tests.conftest import EXAMPLE_CONFIG, ROOT, ServiceProcess, make_vhost, rab
 
 pytestmark = pytest.mark.broker
 
-USERS = ["gw-ingest", "gw-router", "gw-outbound", "gw-desk-zuidoost-brabant", "gw-desk-rotterdam-rijnmond"]
+USERS = [
+    "gw-ingest", "gw-router", "gw-outbound", "gw-desk-zuidoost-brabant", "gw-desk-rotterdam-rijnmond",
+    "gw-desk", "gw-operator",
+]  # fmt: skip
 
 
 @pytest.fixture
@@ -105,6 +108,13 @@ CASES = [
     ("gw-desk-zuidoost-brabant", declare("gw.stolen"), False),
     ("gw-desk-rotterdam-rijnmond", consume("gw.region.rotterdam-rijnmond.normal"), True),
     ("gw-desk-rotterdam-rijnmond", consume("gw.region.zuidoost-brabant.normal"), False),
+    ("gw-desk", consume("gw.region.zuidoost-brabant.normal"), True),
+    ("gw-desk", consume("gw.region.national.urgent"), True),
+    ("gw-desk", consume("gw.inbound.0"), False),
+    ("gw-desk", consume("gw.outbound"), False),
+    ("gw-desk", declare("gw.stolen"), False),
+    ("gw-operator", declare("gw.region.extra.normal"), True),
+    ("gw-operator", declare("amq.gen-stolen"), False),
     ("gw-ingest", publish("gw.inbound", "0"), True),
     ("gw-ingest", publish("gw.region", "zuidoost-brabant.normal"), False),
     ("gw-ingest", consume("gw.region.zuidoost-brabant.normal"), False),
