@@ -40,6 +40,7 @@ from adapters.registry import register
 from gateway.broker import PublishError
 from gateway.config import Channel, Region
 from gateway.envelope import envelope_id
+from gateway.keys import same_secret
 from gateway.passwords import hash_password, is_password_hash, verify_password
 from gateway.ratelimit import Window
 from gateway.resolution import normalise_name
@@ -190,7 +191,7 @@ class Masker19(ChannelKind):
     def _signed_in(self, channel: Channel, request: web.Request) -> Pharmacy | None:
         cookie = request.cookies.get(SESSION_COOKIE, "")
         value, _, _ = cookie.rpartition(".")
-        if not value or not hmac.compare_digest(self._sign(value), cookie):
+        if not value or not same_secret(cookie, self._sign(value)):
             return None
         pharmacy_id, _, expires = value.partition("|")
         if not expires.isdigit() or int(expires) < time.time():
@@ -203,7 +204,7 @@ class Masker19(ChannelKind):
     def _csrf_ok(self, request: web.Request, form: MultiDictProxy[str]) -> bool:
         nonce = request.cookies.get(CSRF_COOKIE, "")
         presented = form.get("csrf", "")
-        return bool(nonce) and hmac.compare_digest(self._csrf_for(nonce), presented)
+        return bool(nonce) and same_secret(presented, self._csrf_for(nonce))
 
     # pages
 

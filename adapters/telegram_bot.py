@@ -111,7 +111,8 @@ class TelegramBot(ChannelKind):
             return Accepted((), ok)
         try:
             update = telegram.Update.de_json(data, None)
-        except (TypeError, ValueError, KeyError, AttributeError):
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, OSError):
+            # OverflowError, OSError: a date beyond what the platform's clock can represent.
             raise Rejected(422, "invalid_update", "the update could not be read") from None
         message = update.message or update.edited_message
         if message is None or message.chat is None:

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -28,7 +29,7 @@ from gateway.broker import PublishError
 from gateway.config import NATIONAL, Counsellor, LiveConfig
 from gateway.desk import Desk, Refused
 from gateway.envelope import MAX_TEXT_CHARS
-from gateway.keys import Keyring
+from gateway.keys import Keyring, same_secret
 from gateway.passwords import hash_password, verify_password
 from gateway.ratelimit import Window
 
@@ -110,7 +111,7 @@ class Auth:
         if via_cookie:
             token = request.cookies.get(COOKIE, "")
         value, _, mac = token.rpartition(".")
-        if not value or not hmac.compare_digest(self._mac(value), mac):
+        if not value or not same_secret(mac, self._mac(value)):
             raise Refused(401, "no_session", "sign in first (POST /api/v1/session)")
         counsellor_id, _, expires = value.partition("|")
         account = self.account(counsellor_id)
@@ -158,9 +159,13 @@ def _action(
         try:
             auth = request.app[AUTH_KEY]
             who = auth.who(request)
+            conversation_id = request.match_info.get("conversation_id")
+            if conversation_id is not None and not CONVERSATION_ID.fullmatch(conversation_id):
+                # Never made by the gateway; and PostgreSQL refuses text with NUL in it.
+                raise Refused(404, "unknown_conversation", "no conversation with this id")
             if changes and who.via_cookie:
                 presented = request.headers.get("X-CSRF-Token", "")
-                if not hmac.compare_digest(presented, auth.csrf(who.token)):
+                if not same_secret(presented, auth.csrf(who.token)):
                     raise Refused(403, "csrf", "send the session's csrf_token in X-CSRF-Token")
             return await handler(request, who, request.app[DESK_KEY])
         except Refused as refusal:
@@ -301,6 +306,7 @@ async def _events(request: web.Request, who: Who, desk: Desk) -> web.StreamRespo
     return response
 
 
+CONVERSATION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 ROUTES: list[tuple[str, str, Handler, bool]] = [
     ("GET", "/api/v1/me", _me, False),
     ("GET", "/api/v1/conversations", _list, False),

@@ -33,6 +33,13 @@ def _derive(secret: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
 
 
+def same_secret(presented: str, expected: str) -> bool:
+    """Constant-time comparison of a presented token with the expected one. On bytes:
+    hmac.compare_digest raises TypeError for a str with non-ASCII characters, which a
+    hostile header, cookie or form field can carry."""
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
 class Keyring:
     def __init__(self, secret: str) -> None:
         if len(secret) < MIN_SECRET_CHARS:
