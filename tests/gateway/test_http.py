@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+from gateway.service import topology_for
 from tests.conftest import HTTP_JSON_CHANNEL, auth
 
 WEBHOOK = f"/channels/{HTTP_JSON_CHANNEL}/webhook"
@@ -47,7 +48,10 @@ async def test_metrics_count_by_channel_kind_and_reason_only(embedded_service) -
     assert "gateway_publish_latency_seconds_bucket" in text
     assert "gateway_broker_connected 1.0" in text
     labels = set(re.findall(r'(\w+)="', text))
-    assert labels <= {"channel_kind", "reason", "exchange", "le", "team", "decision"}, labels
+    # queue: the topology's own queue names (gateway_queue_messages), never anything a person sent.
+    assert labels <= {"channel_kind", "reason", "exchange", "le", "team", "decision", "queue"}, labels
+    queues = set(re.findall(r'queue="([^"]+)"', text))
+    assert queues and queues <= set(topology_for(service.config).queue_names()), queues
     assert "612345678" not in text
     assert service.metrics.published_for("http-json") is service.metrics.published_for("http-json")
 
