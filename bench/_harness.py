@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -11,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +116,38 @@ async def purge(url: str, queues: list[str]) -> None:
                 channel = await connection.channel()
     finally:
         await connection.close()
+
+
+def database_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "GATEWAY_TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+        ),
+        help="an admin URL: the benchmark makes and drops a database of its own",
+    )
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new PostgreSQL database for one benchmark run, dropped afterwards; yields its URL."""
+    import asyncpg
+
+    admin_url = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(admin_url)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def python_env(**extra: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import sys
 import tempfile
@@ -43,10 +42,12 @@ from bench._harness import (
     Process,
     Vhost,
     common_arguments,
+    database_argument,
     free_port,
     percentile,
     python_env,
     run_and_print,
+    scratch_database,
 )
 from gateway.envelope import ChannelRef, Envelope, Route
 from gateway.passwords import hash_password
@@ -121,12 +122,11 @@ async def bare_inserts(database_url: str, items: list[Envelope]) -> float:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    database_url = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"gw_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    bench_db = database_url.rsplit("/", 1)[0] + f"/{name}"
+    async with scratch_database(args.database_url, "gw_bench") as bench_db:
+        return await run_in(args, bench_db)
+
+
+async def run_in(args: argparse.Namespace, bench_db: str) -> dict[str, object]:
     config_dir = Path(tempfile.mkdtemp(prefix="bench-desk-"))
     try:
         shutil.rmtree(config_dir)
@@ -172,9 +172,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         }
     finally:
         shutil.rmtree(config_dir, ignore_errors=True)
-        admin = await asyncpg.connect(database_url)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def console_latency(amqp_url: str, port: int, args: argparse.Namespace) -> list[float]:
@@ -215,12 +212,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=50.0, help="messages per second in the console phase")
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "GATEWAY_TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    database_argument(parser)
     common_arguments(parser)
     run_and_print(parser, run)
 

@@ -29,10 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
-import uuid
 from pathlib import Path
-
-import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
@@ -42,12 +39,14 @@ from bench._harness import (
     Process,
     Vhost,
     common_arguments,
+    database_argument,
     free_port,
     percentile,
     python_env,
     run_and_print,
+    scratch_database,
 )
-from bench.traffic import SECRETS, Load, MixedTraffic, drive, parse_arrivals, tally
+from bench.traffic import SECRETS, Load, MixedTraffic, desk_rows, drive, parse_arrivals, tally
 
 ROLES = ("desk", "router", "ingest")
 OPEN_MONDAY_MORNING = "2025-11-24T10:00:00+01:00"
@@ -62,18 +61,6 @@ def resources(process: Process) -> dict[str, float]:
         if line.startswith("VmRSS:")
     )
     return {"rss_mb": round(rss_kb / 1024, 1), "fds": len(os.listdir(f"/proc/{pid}/fd"))}
-
-
-async def desk_rows(database_url: str) -> list[tuple[str, str]]:
-    db = await asyncpg.connect(database_url)
-    try:
-        rows = await db.fetch(
-            "SELECT c.team, m.text FROM desk_messages m JOIN desk_conversations c USING (conversation_id)"
-            " WHERE m.direction = 'in' ORDER BY m.conversation_id, m.at, m.message_id"
-        )
-    finally:
-        await db.close()
-    return [(row["team"], row["text"]) for row in rows]
 
 
 async def soak(
@@ -159,22 +146,15 @@ async def soak(
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    database_url = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"gw_soak_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
     config_dir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     try:
         shutil.rmtree(config_dir)
         shutil.copytree(ROOT / "config", config_dir)
-        with Vhost(args.amqp_url) as vhost:
-            return await soak(args, vhost, database_url.rsplit("/", 1)[0] + f"/{name}", config_dir)
+        async with scratch_database(args.database_url, "gw_soak") as database_url:
+            with Vhost(args.amqp_url) as vhost:
+                return await soak(args, vhost, database_url, config_dir)
     finally:
         shutil.rmtree(config_dir, ignore_errors=True)
-        admin = await asyncpg.connect(database_url)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def main() -> None:
@@ -185,13 +165,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=60, help="seconds per printed line")
     parser.add_argument("--rss-growth-mb", type=float, default=32)
     parser.add_argument("--fd-growth", type=int, default=16)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get(
-            "GATEWAY_TEST_DATABASE_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
-        ),
-        help="an admin URL: the benchmark makes and drops a database of its own",
-    )
+    database_argument(parser)
     common_arguments(parser)
     run_and_print(parser, run)
 

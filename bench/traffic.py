@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 import aiohttp
+import asyncpg
 from twilio.request_validator import RequestValidator
 
 HTTP_JSON_TOKEN = "traffic-token-0123456789abcdef"
@@ -244,6 +245,20 @@ class Tally:
             "wrong_team": len(self.wrong_team),
             "unacknowledged_but_delivered": self.unacknowledged_delivered,
         }
+
+
+async def desk_rows(database_url: str) -> list[tuple[str, str]]:
+    """(team, text) of every inbound message in the desk's store, in the order the desk shows
+    them: per conversation, by arrival at the gateway."""
+    db = await asyncpg.connect(database_url)
+    try:
+        rows = await db.fetch(
+            "SELECT c.team, m.text FROM desk_messages m JOIN desk_conversations c USING (conversation_id)"
+            " WHERE m.direction = 'in' ORDER BY m.conversation_id, m.at, m.message_id"
+        )
+    finally:
+        await db.close()
+    return [(row["team"], row["text"]) for row in rows]
 
 
 def parse_arrivals(run: str, rows: list[tuple[str, str]]) -> list[Arrival]:

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from bench._harness import metric_total
@@ -26,6 +25,7 @@ from bench.traffic import (
     Load,
     MixedTraffic,
     Readiness,
+    desk_rows,
     drive,
     parse_arrivals,
     recovery_seconds,
@@ -112,18 +112,6 @@ class Window:
 
 
 Fault = Callable[[Gateway, Window], Awaitable[None]]
-
-
-async def desk_rows(database_url: str) -> list[tuple[str, str]]:
-    db = await asyncpg.connect(database_url)
-    try:
-        rows = await db.fetch(
-            "SELECT c.team, m.text FROM desk_messages m JOIN desk_conversations c USING (conversation_id)"
-            " WHERE m.direction = 'in' ORDER BY m.conversation_id, m.at, m.message_id"
-        )
-    finally:
-        await db.close()
-    return [(row["team"], row["text"]) for row in rows]
 
 
 async def run_under_load(

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-import aio_pika
 import pytest
 import yaml
 from aiohttp import WSMsgType
@@ -52,6 +51,7 @@ from tests.conftest import (
     TEST_TOKEN,
     TWILIO_AUTH_TOKEN,
     purge_all,
+    queue_depths,
     settings_for,
 )
 
@@ -411,16 +411,7 @@ def fuzz_in_runs(
 
 
 async def queued_messages(url: str, queues: list[str]) -> int:
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        total = 0
-        for name in queues:
-            declared = await channel.declare_queue(name, passive=True)
-            total += declared.declaration_result.message_count or 0
-        return total
-    finally:
-        await connection.close()
+    return sum((await queue_depths(url, queues)).values())
 
 
 def inbound_queue_names(target: Target) -> list[str]:
