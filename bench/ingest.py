@@ -12,15 +12,22 @@ twilio library's RequestValidator, so the gateway validates each signature); the
 baseline receives the same bodies.
 
 Without --end-to-end the gateway runs the ingest role only (webhook to inbound
-queue: one confirmed publish, like the baseline). With --end-to-end it runs
-every role, and the benchmark also consumes the region queues: e2e_p50_ms and
-e2e_p99_ms are the times from sending a webhook to the routed message's arrival
-in its region queue. The gateway's clock is then set to a Monday morning
-(GATEWAY_FAKE_TIME), so regions are open as at a working day's peak.
+queue: one confirmed publish, like the baseline). With --end-to-end it runs the
+roles on the path, ingest and router, as two processes (as deployed; with
+--one-process, both roles in one), and the benchmark also consumes the region
+queues: e2e_p50_ms and e2e_p99_ms are the times from sending a webhook to the
+routed message's arrival in its region queue. The gateway's clock is then set to
+a Monday morning (GATEWAY_FAKE_TIME), so regions are open as at a working day's
+peak. Each round then also measures a bare two-hop path: the baseline's handler
+in front of bench/bare_router.py, which moves the bytes to a second queue in
+committed batches, as the router does, but builds, decides and checks nothing.
+two_hop_ratio says what a second hop alone costs on this machine;
+e2e_vs_two_hop what the gateway's own work costs on top of that.
 
 The last line printed is one JSON object with throughput, p50_ms, p99_ms,
-baseline_throughput, baseline_p99_ms, ratio and service_peak_rss_mb (and
-e2e_p50_ms, e2e_p99_ms with --end-to-end).
+baseline_throughput, baseline_p99_ms, ratio and service_peak_rss_mb (and, with
+--end-to-end, e2e_throughput, e2e_ratio, e2e_p50_ms, e2e_p99_ms,
+two_hop_throughput, two_hop_ratio and e2e_vs_two_hop).
 """
 
 from __future__ import annotations
@@ -70,13 +77,19 @@ SECRETS = {
 }
 SMS_PUBLIC_URL = "https://gateway.veiligthuis.example/channels/sms-zuidoost-brabant/webhook"
 OPEN_MONDAY_MORNING = "2025-11-24T10:00:00+01:00"
+# End to end, only the roles on the path: the desk would consume the region queues the
+# benchmark watches, and store every message.
+ONE_PROCESS_ROLES = ["--role", "ingest", "--role", "router"]
+TWO_HOP_QUEUES = ("bench.two-hop.in", "bench.two-hop.region")
+TWO_HOP_ID_HEADER = "X-Bench-Message-Id"
 
 
 class Requests:
     """Makes the webhook bodies; in end-to-end mode remembers when each was sent."""
 
-    def __init__(self, kind: str = "http-json") -> None:
+    def __init__(self, kind: str = "http-json", id_header: bool = False) -> None:
         self.kind = kind
+        self.id_header = id_header  # the bare two-hop path takes the message id from a header
         self.channel = CHANNELS[kind]
         self.track = False
         self.sent: dict[str, float] = {}
@@ -107,8 +120,11 @@ class Requests:
                 {"message_id": provider_id, "sender": f"person-{n % 997}", "text": text}
             ).encode()
             headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        message_id = envelope_id(self.channel, provider_id)
+        if self.id_header:
+            headers[TWO_HOP_ID_HEADER] = message_id
         if self.track:
-            self.sent[envelope_id(self.channel, provider_id)] = time.perf_counter()
+            self.sent[message_id] = time.perf_counter()
         return body, headers
 
 
@@ -140,11 +156,17 @@ async def watch_arrivals(
 
 
 async def measure(
-    process: Process, url: str, amqp_url: str, watch: list[str] | None, args: argparse.Namespace
+    processes: list[Process],
+    url: str,
+    amqp_url: str,
+    watch: list[str] | None,
+    args: argparse.Namespace,
+    id_header: bool = False,
 ) -> tuple[LoadResult, list[float], float]:
     """One phase of load; with `watch`, also each message's webhook-to-region-queue time and
-    the rate at which messages reached the region queue during the measured window."""
-    requests = Requests(args.channel)
+    the rate at which messages reached the region queue during the measured window. CPU is
+    that of all `processes` on the path."""
+    requests = Requests(args.channel, id_header)
     arrived: list[tuple[float, float]] = []
     stop_watching = asyncio.Event()
     watcher = None
@@ -152,13 +174,14 @@ async def measure(
         requests.track = True
         watcher = asyncio.create_task(watch_arrivals(amqp_url, watch, requests, arrived, stop_watching))
         await asyncio.sleep(0.5)  # consuming before the first message is sent
-    cpu_before = process.cpu_seconds()
+    cpu_before = sum(process.cpu_seconds() for process in processes)
     window_start = asyncio.get_running_loop().time() + args.warmup
     window_end = window_start + args.duration
     result = await post_load(url, requests, args.connections, args.duration, args.warmup)
     # CPU over warm-up and measurement, per request served in both
     served = result.completed * (1 + args.warmup / args.duration)
-    result.cpu_us_per_request = (process.cpu_seconds() - cpu_before) / served * 1e6
+    cpu = sum(process.cpu_seconds() for process in processes) - cpu_before
+    result.cpu_us_per_request = cpu / served * 1e6
     if watcher is not None:
         requests.track = False
         for _ in range(100):  # let the last routed messages arrive
@@ -179,13 +202,18 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     inbound_arguments = next(q.arguments for q in topology.queues if q.name == "gw.inbound.0")
     region_queues = [f"gw.region.zuidoost-brabant.{p}" for p in ("urgent", "normal")]
     queues = [q.name for q in topology.queues if q.name.startswith("gw.inbound.")]
-    queues += ["bench.baseline", *region_queues, "gw.outbound"]
-    results: dict[str, list[LoadResult]] = {"gateway": [], "baseline": []}
-    e2e: list[list[float]] = []
-    e2e_rates: list[float] = []
+    queues += ["bench.baseline", *region_queues, "gw.outbound", *TWO_HOP_QUEUES]
+    results: dict[str, list[LoadResult]] = {"gateway": [], "baseline": [], "two_hop": []}
+    arrivals_of: dict[str, list[list[float]]] = {"gateway": [], "two_hop": []}
+    rates_of: dict[str, list[float]] = {"gateway": [], "two_hop": []}
     peak_rss: list[float] = []
-    with Vhost(args.amqp_url) as vhost:
-        gateway_port, baseline_port = free_port(), free_port()
+    logs = Path(args.log_dir)
+    with Vhost(args.amqp_url) as vhost, contextlib.ExitStack() as running:
+
+        def start(args_: list[str], env: dict[str, str], log: str) -> Process:
+            port = free_port()
+            return running.enter_context(Process([*args_, "--port", str(port)], env, port, logs / log))
+
         gateway_env = python_env(
             GATEWAY_AMQP_URL=vhost.url,
             GATEWAY_SECRET_KEY=SECRET,
@@ -195,73 +223,78 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         )
         if args.end_to_end:
             gateway_env["GATEWAY_FAKE_TIME"] = OPEN_MONDAY_MORNING
-        roles = ["--role", "ingest"] if not args.end_to_end or args.split_roles else []
-        gateway = Process(
-            [PYTHON, "-m", "gateway.cli", "run", "--port", str(gateway_port), *roles],
-            gateway_env,
-            gateway_port,
-            log_path=Path(args.log_dir) / "gateway.log",
-        )
-        baseline_args = [
-            PYTHON, str(ROOT / "bench" / "baseline.py"), "--port", str(baseline_port),
+        run_gateway = [PYTHON, "-m", "gateway.cli", "run"]
+        roles = ONE_PROCESS_ROLES if args.end_to_end and args.one_process else ["--role", "ingest"]
+        gateway = start([*run_gateway, *roles], gateway_env, "gateway.log")
+        path = [gateway]  # the processes on the gateway's path, whose CPU is counted
+        if args.end_to_end and not args.one_process:
+            path.append(start([*run_gateway, "--role", "router"], gateway_env, "router.log"))
+        run_baseline = [
+            PYTHON, str(ROOT / "bench" / "baseline.py"),
             "--amqp-url", vhost.url, "--arguments", json.dumps(inbound_arguments),
         ]  # fmt: skip
         if args.baseline_uvloop:
-            baseline_args.append("--uvloop")
-        baseline = Process(
-            baseline_args, python_env(), baseline_port, log_path=Path(args.log_dir) / "baseline.log"
-        )
-        router_process = Process(
-            [PYTHON, "-m", "gateway.cli", "run", "--port", str(free_port()), "--role", "router"],
-            gateway_env,
-            0,
-            log_path=Path(args.log_dir) / "router.log",
-        )
-        router_process.port = int(router_process.args[5])
-        splitting = args.end_to_end and args.split_roles
-        with gateway, baseline, router_process if splitting else contextlib.nullcontext():
-            if splitting:
-                await router_process.wait_ready()
-            await gateway.wait_ready()
-            await baseline.wait_ready()
-            for process in (baseline, gateway):  # unmeasured: steady state, not start-up, is compared
-                url = f"http://127.0.0.1:{process.port}/channels/{channel}/webhook"
-                await post_load(url, Requests(args.channel), args.connections, args.warmup_phase, 0)
-            await asyncio.sleep(2 if args.end_to_end else 0)
-            await purge(vhost.url, queues)
-            for round_ in range(args.rounds):
-                for name, process in (("baseline", baseline), ("gateway", gateway)):
-                    url = f"http://127.0.0.1:{process.port}/channels/{channel}/webhook"
-                    watch = region_queues if args.end_to_end and name == "gateway" else None
-                    result, arrivals, e2e_rate = await measure(process, url, vhost.url, watch, args)
-                    results[name].append(result)
-                    line = (
-                        f"round {round_ + 1} {name:<8} {result.throughput:8.0f} req/s  "
-                        f"p50 {result.percentile(50):6.1f} ms  p99 {result.percentile(99):6.1f} ms  "
-                        f"cpu/request {result.cpu_us_per_request:5.0f} us  errors {result.errors}"
+            run_baseline.append("--uvloop")
+        baseline = start(run_baseline, python_env(), "baseline.log")
+        phases: list[tuple[str, list[Process], list[str] | None]] = [
+            ("baseline", [baseline], None),
+            ("gateway", path, region_queues if args.end_to_end else None),
+        ]
+        if args.end_to_end:
+            two_hop_in, two_hop_region = TWO_HOP_QUEUES
+            bare_ingest = start(
+                [*run_baseline, "--queue", two_hop_in, "--message-id-header", TWO_HOP_ID_HEADER],
+                python_env(),
+                "two-hop-ingest.log",
+            )
+            run_bare_router = [
+                PYTHON, str(ROOT / "bench" / "bare_router.py"), "--amqp-url", vhost.url,
+                "--source", two_hop_in, "--target", two_hop_region,
+                "--arguments", json.dumps(inbound_arguments),
+            ]  # fmt: skip
+            bare_router = start(run_bare_router, python_env(), "bare-router.log")
+            phases.append(("two_hop", [bare_ingest, bare_router], [two_hop_region]))
+        for _, processes, _ in phases:
+            for process in processes:
+                await process.wait_ready()
+        for name, processes, _ in phases:  # unmeasured: steady state, not start-up, is compared
+            url = f"http://127.0.0.1:{processes[0].port}/channels/{channel}/webhook"
+            warm = Requests(args.channel, id_header=name == "two_hop")
+            await post_load(url, warm, args.connections, args.warmup_phase, 0)
+        await asyncio.sleep(2 if args.end_to_end else 0)
+        await purge(vhost.url, queues)
+        for round_ in range(args.rounds):
+            for name, processes, watch in phases:
+                url = f"http://127.0.0.1:{processes[0].port}/channels/{channel}/webhook"
+                result, arrivals, rate = await measure(
+                    processes, url, vhost.url, watch, args, id_header=name == "two_hop"
+                )
+                results[name].append(result)
+                line = (
+                    f"round {round_ + 1} {name:<8} {result.throughput:8.0f} req/s  "
+                    f"p50 {result.percentile(50):6.1f} ms  p99 {result.percentile(99):6.1f} ms  "
+                    f"cpu/request {result.cpu_us_per_request:5.0f} us  errors {result.errors}"
+                )
+                if watch is not None:
+                    arrivals_of[name].append(arrivals)
+                    rates_of[name].append(rate)
+                    line += (
+                        f"  arrived {rate:6.0f}/s  p50 {percentile(arrivals, 50):6.1f} ms "
+                        f"p99 {percentile(arrivals, 99):6.1f} ms ({len(arrivals)} messages)"
                     )
-                    if watch is not None:
-                        e2e.append(arrivals)
-                        e2e_rates.append(e2e_rate)
-                        line += (
-                            f"  routed {e2e_rate:6.0f}/s  e2e p50 {percentile(arrivals, 50):6.1f} ms "
-                            f"p99 {percentile(arrivals, 99):6.1f} ms ({len(arrivals)} routed)"
-                        )
-                    print(line, flush=True)
-                    await purge(vhost.url, queues)
-            peak_rss.append(gateway.peak_rss_mb())
-            # Every request carried a new provider id, so this must be 0: a suppressed retry
-            # costs the gateway almost nothing and would flatter the figures.
-            duplicates = await metric_total(gateway.port, "gateway_duplicates_suppressed")
-            if splitting:
-                peak_rss.append(router_process.peak_rss_mb())
+                print(line, flush=True)
+                await purge(vhost.url, queues)
+        peak_rss.extend(process.peak_rss_mb() for process in path)
+        # Every request carried a new provider id, so this must be 0: a suppressed retry
+        # costs the gateway almost nothing and would flatter the figures.
+        duplicates = await metric_total(gateway.port, "gateway_duplicates_suppressed")
     g, b = results["gateway"], results["baseline"]
     summary: dict[str, object] = {
         "mode": (
             "ingest: webhook to inbound queue, gateway run --role ingest"
             if not args.end_to_end
             else "end-to-end: webhook to region queue, "
-            + ("ingest and router in two processes" if args.split_roles else "every role in one process")
+            + ("ingest and router in one process" if args.one_process else "ingest, router: two processes")
         ),
         "channel": channel,
         "connections": args.connections,
@@ -284,13 +317,22 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     summary["ratio"] = round(summary["throughput"] / summary["baseline_throughput"], 3)  # type: ignore[operator]
     summary["p99_ratio"] = round(summary["p99_ms"] / summary["baseline_p99_ms"], 3)  # type: ignore[operator]
     if args.end_to_end:
+        e2e = arrivals_of["gateway"]
         summary["e2e_p50_ms"] = round(median([percentile(r, 50) for r in e2e]), 2)
         summary["e2e_p99_ms"] = round(median([percentile(r, 99) for r in e2e]), 2)
         summary["e2e_routed"] = sum(len(r) for r in e2e)
         # The webhook rate alone flatters a router that falls behind: this is the rate at which
         # messages reached their region queue during the measured windows.
-        summary["e2e_throughput"] = round(median(e2e_rates), 1)
+        summary["e2e_throughput"] = round(median(rates_of["gateway"]), 1)
         summary["e2e_ratio"] = round(summary["e2e_throughput"] / summary["baseline_throughput"], 3)  # type: ignore[operator]
+        two_hop = arrivals_of["two_hop"]
+        summary["two_hop_throughput"] = round(median(rates_of["two_hop"]), 1)
+        summary["two_hop_p50_ms"] = round(median([percentile(r, 50) for r in two_hop]), 2)
+        summary["two_hop_p99_ms"] = round(median([percentile(r, 99) for r in two_hop]), 2)
+        two_hop_cpu = [r.cpu_us_per_request for r in results["two_hop"]]
+        summary["two_hop_cpu_us_per_request"] = round(median(two_hop_cpu))
+        summary["two_hop_ratio"] = round(summary["two_hop_throughput"] / summary["baseline_throughput"], 3)  # type: ignore[operator]
+        summary["e2e_vs_two_hop"] = round(summary["e2e_throughput"] / summary["two_hop_throughput"], 3)  # type: ignore[operator]
     return summary
 
 
@@ -304,9 +346,11 @@ def main() -> None:
         "--warmup-phase", type=float, default=5.0, help="seconds of unmeasured load before the rounds"
     )
     parser.add_argument("--channel", choices=sorted(CHANNELS), default="http-json", help="webhook kind")
-    parser.add_argument("--end-to-end", action="store_true", help="every role; time webhook to region queue")
     parser.add_argument(
-        "--split-roles", action="store_true", help="with --end-to-end: ingest and router as two processes"
+        "--end-to-end", action="store_true", help="ingest and router; time webhook to region queue"
+    )
+    parser.add_argument(
+        "--one-process", action="store_true", help="with --end-to-end: ingest and router in one process"
     )
     parser.add_argument(
         "--amqp-url", default=os.environ.get("GATEWAY_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
