@@ -37,6 +37,7 @@ TEXTS = [
     "Hoe werkt een melding?",
     "He has a knife",
     "Mag ik anoniem blijven?",
+    "Één vraag: hij is woedend, ik durf niet naar huis en mijn zoon is bang",
 ]
 MUNICIPALITIES = ["Eindhoven", "Maastricht", "Súdwest-Fryslân", "Nergenshuizen", "Amstelveen"]
 

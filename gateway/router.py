@@ -120,6 +120,10 @@ class Router:
             code: resolve(region.schedule, config.schedules) for code, region in config.regions.items()
         }
         schedules[NATIONAL] = resolve(config.national.schedule, config.schedules)
+        # Most regions follow the national default: equal schedules share one object, so the
+        # per-day caches find them by identity instead of comparing every field.
+        shared: dict[ResolvedSchedule, ResolvedSchedule] = {}
+        schedules = {code: shared.setdefault(schedule, schedule) for code, schedule in schedules.items()}
         self._index = RegionIndex.from_config(config)
         self._acute = AcuteDanger(config.routing.acute_phrases)
         self._schedules = schedules

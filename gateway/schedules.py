@@ -66,6 +66,15 @@ class ResolvedSchedule:
     closed_holidays: frozenset[str]
     exceptions: tuple[tuple[date, date, str, bool, tuple[tuple[int, tuple[tuple[int, int], ...]], ...]], ...]
 
+    def __post_init__(self) -> None:
+        # Hashed once: the per-day caches are keyed on the schedule, and a dataclass's own
+        # hash walks every nested tuple on every lookup.
+        fields = (self.name, self.always_open, self.weekly, self.closed_holidays, self.exceptions)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
+
 
 @dataclass(frozen=True)
 class ScheduleState:

@@ -12,7 +12,11 @@ _RANK = {Urgency.NORMAL: 0, Urgency.HIGH: 1, Urgency.ACUTE: 2}
 
 
 def fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    """Case- and accent-insensitive form: casefold, decompose (NFKD), drop combining marks."""
+    folded = text.casefold()
+    if folded.isascii():  # most messages: NFKD changes no ASCII text and there is no mark to drop
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.config import load_config
 from gateway.envelope import Urgency
 from gateway.resolution import RegionIndex, Resolution, resolve_region
 from gateway.routing import auto_reply_text, closed_policy, decide
 from gateway.schedules import ScheduleState
-from gateway.urgency import AcuteDanger, classify
+from gateway.urgency import AcuteDanger, classify, fold
 from tests.conftest import EXAMPLE_CONFIG
 
 CONFIG = load_config(EXAMPLE_CONFIG)
@@ -71,6 +74,19 @@ URGENCY = [
 @pytest.mark.parametrize(("arrived", "text", "expected"), URGENCY)
 def test_urgency(arrived: Urgency, text: str, expected: Urgency) -> None:
     assert classify(arrived, text, ACUTE) is expected
+
+
+# Texts of any kind, ASCII ones, and characters that casefold turns into ASCII.
+TEXTS = (
+    st.text() | st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.sampled_from(["\u1e9e", "\u212a"])
+)
+
+
+@given(TEXTS)
+def test_fold_is_casefold_nfkd_without_combining_marks(text: str) -> None:
+    """The ASCII shortcut in fold must give what the full definition gives, for any text."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    assert fold(text) == "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 OPEN = ScheduleState(True, "open: regular hours", datetime(2025, 11, 21, 17, 0, tzinfo=NL))
