@@ -14,6 +14,7 @@ that next changes (None when it never does).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -69,8 +70,8 @@ class ResolvedSchedule:
     def __post_init__(self) -> None:
         # Hashed once: the per-day caches are keyed on the schedule, and a dataclass's own
         # hash walks every nested tuple on every lookup.
-        fields = (self.name, self.always_open, self.weekly, self.closed_holidays, self.exceptions)
-        object.__setattr__(self, "_hash", hash(fields))
+        values = tuple(getattr(self, field.name) for field in dataclasses.fields(self))
+        object.__setattr__(self, "_hash", hash(values))
 
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined]

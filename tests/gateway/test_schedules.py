@@ -85,6 +85,15 @@ def test_schedule_at_the_edges(
         assert state.next_change.tzinfo is not None
 
 
+def test_equal_schedules_hash_alike_and_different_ones_differ() -> None:
+    """The per-day caches are keyed on the schedule by value (its hash is computed once)."""
+    brabant, rotterdam = schedule_of("zuidoost-brabant"), schedule_of("rotterdam-rijnmond")
+    national = schedule_of("national")
+    assert brabant is not rotterdam  # both follow the national default, each resolved on its own
+    assert brabant == rotterdam and hash(brabant) == hash(rotterdam)
+    assert brabant != national and hash(brabant) != hash(national)
+
+
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError):
         state_at(schedule_of("utrecht"), datetime(2025, 1, 1, 12))
