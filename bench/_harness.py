@@ -128,26 +128,27 @@ def database_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def as_admin(admin_url: str, statement: str) -> None:
+    """One statement on its own connection (CREATE and DROP DATABASE refuse transactions)."""
+    import asyncpg
+
+    connection = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
 @contextlib.asynccontextmanager
 async def scratch_database(admin_url: str, prefix: str) -> AsyncIterator[str]:
     """A new PostgreSQL database for one benchmark run, dropped afterwards; yields its URL."""
-    import asyncpg
-
-    admin_url = admin_url.replace("postgresql+asyncpg://", "postgresql://")
+    admin_url = admin_url.replace("postgresql+asyncpg://", "postgresql://")  # asyncpg's form
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    await admin(f'CREATE DATABASE "{name}"')
+    await as_admin(admin_url, f'CREATE DATABASE "{name}"')
     try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        yield str(URL(admin_url).with_path("/" + name))
     finally:
-        await admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await as_admin(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def python_env(**extra: str) -> dict[str, str]:

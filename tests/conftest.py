@@ -23,6 +23,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from bench._harness import as_admin
 from gateway.config import Config, load_config
 from gateway.probe import wait_until_ready
 from gateway.service import Service, build_service, topology_for
@@ -120,20 +121,10 @@ def database_admin_url() -> str:
 @pytest.fixture(scope="session")
 def database_url(database_admin_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    import asyncpg
-
     name = f"gw_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(database_admin_url)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(as_admin(database_admin_url, f'CREATE DATABASE "{name}"'))
     yield str(URL(database_admin_url).with_path("/" + name))
-    asyncio.run(admin(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    asyncio.run(as_admin(database_admin_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture
