@@ -36,6 +36,7 @@ from gateway.config import load_config
 from gateway.service import topology_for
 from scripts.rabbitmq_cluster import Cluster
 from tests.cluster.conftest import PUBLISH_TIMEOUT, REPORTS, fault_config, queue_table
+from tests.cluster.diagnosis import explain_missing
 from tests.conftest import ServiceProcess, clean_state
 
 pytestmark = [pytest.mark.broker, pytest.mark.cluster]
@@ -115,7 +116,12 @@ Fault = Callable[[Gateway, Window], Awaitable[None]]
 
 
 async def run_under_load(
-    name: str, cluster_vhost: tuple[str, str], database_url: str, tmp_path: Path, fault: Fault
+    name: str,
+    cluster: Cluster,
+    cluster_vhost: tuple[str, str],
+    database_url: str,
+    tmp_path: Path,
+    fault: Fault,
 ) -> tuple[dict[str, object], Load, Readiness, Window, Gateway]:
     config = fault_config(tmp_path / "config")
     vhost_urls = cluster_vhost[1]
@@ -168,7 +174,18 @@ async def run_under_load(
         REPORTS.append(report)
         print(report)
         assert result.acknowledged > 0.5 * result.sent, f"too little got through to prove anything: {report}"
-        assert result.lost == [], f"acknowledged but never reached the desk: {result.lost[:10]} {report}"
+        if result.lost:
+            where = await explain_missing(
+                cluster,
+                cluster_vhost[0],
+                vhost_urls.split(","),
+                {role: process.base for role, process in gateway.processes.items()},
+                gateway.stop,
+                traffic.run,
+                result.lost,
+                tmp_path / "missing.json",
+            )
+            pytest.fail(f"acknowledged but never reached the desk: {result.lost[:10]} {report} {where}")
         assert result.duplicated == [], f"stored twice at the desk: {result.duplicated[:10]}"
         assert result.out_of_order == [], f"conversations out of order: {result.out_of_order}"
         assert result.wrong_team == [], f"in another team's queue: {result.wrong_team[:10]}"
@@ -233,7 +250,7 @@ async def test_the_node_leading_the_busiest_queues_is_killed_and_restarted(
     killed: list[str] = []
     leaders_meanwhile: set[str] = set()
     report, *_ = await run_under_load(
-        "kill -9 the leader node", cluster_vhost, database_url, tmp_path, kill_leader
+        "kill -9 the leader node", cluster, cluster_vhost, database_url, tmp_path, kill_leader
     )
     assert killed and killed[0] not in leaders_meanwhile, "the busy queues' leaders did not move"
     assert report["recovery_seconds"] < 30
@@ -268,7 +285,7 @@ async def test_connections_closed_by_the_broker(cluster, cluster_vhost, database
             await asyncio.sleep(0.1)
 
     report, *_ = await run_under_load(
-        "connections closed by the broker", cluster_vhost, database_url, tmp_path, close_connections
+        "connections closed by the broker", cluster, cluster_vhost, database_url, tmp_path, close_connections
     )
     assert reconnected == {"ingest": True, "router": True, "desk": True}, "a connection was never closed"
     assert report["recovery_seconds"] < 15
@@ -285,7 +302,7 @@ async def test_router_and_desk_killed_mid_batch(cluster, cluster_vhost, database
         await gateway.respawn("desk")
 
     report, *_ = await run_under_load(
-        "router and desk killed (SIGKILL)", cluster_vhost, database_url, tmp_path, kill_workers
+        "router and desk killed (SIGKILL)", cluster, cluster_vhost, database_url, tmp_path, kill_workers
     )
     assert report["answered_503"] == 0, "ingest does not depend on the router or the desk"
 
@@ -306,7 +323,7 @@ async def test_the_broker_paused_longer_than_the_publish_timeout(
         window.undone = asyncio.get_running_loop().time()
 
     report, load, readiness, window, _ = await run_under_load(
-        "broker paused (SIGSTOP)", cluster_vhost, database_url, tmp_path, pause_broker
+        "broker paused (SIGSTOP)", cluster, cluster_vhost, database_url, tmp_path, pause_broker
     )
     inside = [o for o in load.outcomes if o.sent_at > window.began + 0.2 and o.answered_at < window.undone]
     assert inside, "no request was made during the pause"

@@ -19,7 +19,6 @@ from tests.conftest import rabbitmqctl
 pytestmark = [pytest.mark.broker, pytest.mark.cluster]
 
 SYSTEM_COOKIE = Path("/var/lib/rabbitmq/.erlang.cookie")
-MARKER_QUEUE = f"harness.marker.{uuid.uuid4().hex[:8]}"
 
 
 def system_broker() -> dict[str, object]:
@@ -45,10 +44,11 @@ async def messages_in(url: str, queue: str) -> int:
 
 async def test_the_harness_leaves_the_system_broker_untouched(vhost, tmp_path) -> None:
     before = system_broker()
+    marker_queue = f"harness.marker.{uuid.uuid4().hex[:8]}"  # this run's own: the test may be repeated
     connection = await aio_pika.connect(vhost[1])
     try:
         channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(MARKER_QUEUE, durable=True)
+        queue = await channel.declare_queue(marker_queue, durable=True)
         await channel.default_exchange.publish(aio_pika.Message(b"still here", delivery_mode=2), queue.name)
     finally:
         await connection.close()
@@ -70,4 +70,4 @@ async def test_the_harness_leaves_the_system_broker_untouched(vhost, tmp_path) -
     assert not any(own.running(node) for node in own.nodes)
     assert not (tmp_path / "own").exists()
     assert system_broker() == before, "stopping the harness changed the system broker"
-    assert await messages_in(vhost[1], MARKER_QUEUE) == 1
+    assert await messages_in(vhost[1], marker_queue) == 1
