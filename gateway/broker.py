@@ -21,6 +21,7 @@ import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractConnection,
     AbstractIncomingMessage,
 )
@@ -155,7 +156,37 @@ class Broker(Protocol):
         """Messages ready in each of these queues; queues that don't exist are left out."""
         ...
 
+    def consumers(self) -> list[ConsumerState]:
+        """This process's own view of every queue it consumes (for /readyz and fault reports)."""
+        ...
+
     async def close(self) -> None: ...
+
+
+@dataclass
+class ConsumerState:
+    """One consumed queue as this process sees it. `consuming`: the broker answered
+    consume-ok on the current link and has not cancelled the consumer since."""
+
+    queue: str
+    consuming: bool = False
+    node: str = ""
+    attached: int = 0  # how many times it was (re)attached
+    delivered: int = 0  # deliveries on the current attachment
+    settled: int = 0  # of those, acked or rejected
+
+    def report(self) -> dict[str, object]:
+        return {
+            "consuming": self.consuming,
+            "node": self.node,
+            "attached": self.attached,
+            "delivered": self.delivered,
+            "unsettled": self.delivered - self.settled,
+        }
+
+
+def consumers_ready(states: list[ConsumerState]) -> bool:
+    return all(state.consuming for state in states)
 
 
 @dataclass
@@ -163,6 +194,10 @@ class _Consumer:
     queue: str
     handler: Handler
     prefetch: int
+    state: ConsumerState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = ConsumerState(self.queue)
 
 
 @dataclass
@@ -171,6 +206,10 @@ class _BatchConsumer:
     handler: BatchHandler
     batch_size: int
     on_attach: Callable[[], None] | None = None
+    state: ConsumerState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = ConsumerState(self.queue)
 
 
 def amqp_properties(message: Message) -> spec.Basic.Properties:
@@ -210,7 +249,7 @@ class _AmqpDelivery:
 
 
 class _RawDelivery:
-    """A delivery on a transactional channel, read straight from aiormq (no aio-pika objects);
+    """A batch consumer's delivery, read straight from aiormq (no aio-pika objects);
     acked by the batch loop, not one by one."""
 
     __slots__ = ("delivery_count", "delivery_tag", "message", "redelivered")
@@ -255,6 +294,73 @@ def redact_url(url: str) -> str:
     return str(parsed.with_password("***")) if parsed.password else str(parsed)
 
 
+class _ConfirmedPublisher:
+    """A batch consumer's own confirm channel. A publish the broker rejects (basic.nack) is
+    published again on a new channel: on RabbitMQ 3.10 a channel whose first publish to a
+    quorum queue came while the queue's record still named a leader on a node that is gone
+    keeps having that queue's publishes rejected until the node is back; a new channel looks
+    the queue up afresh."""
+
+    def __init__(
+        self, connection: AbstractConnection, queue: str, timeout: float, metrics: Metrics | None
+    ) -> None:
+        self._connection = connection
+        self._queue = queue  # the consumed queue, for logs and metrics
+        self._timeout = timeout
+        self._metrics = metrics
+        self._channel: aiormq.abc.AbstractChannel | None = None
+
+    async def _open(self) -> aiormq.abc.AbstractChannel:
+        if self._channel is None or self._channel.is_closed:
+            channel = await self._connection.channel(publisher_confirms=True)
+            self._channel = await channel.get_underlay_channel()
+        return self._channel
+
+    async def publish_all(self, publishes: list[Publish], lost: asyncio.Event) -> bool:
+        """Publish in order and wait for every confirm; True once all are confirmed, False
+        once the link is lost. After a nack the whole list is published again, in order: a
+        message confirmed the first time is then in its queue twice, with one message id."""
+        backoff = 0.05
+        while publishes and not lost.is_set():
+            channel = await self._open()
+            sends = [
+                channel.basic_publish(
+                    p.message.body,
+                    exchange=p.exchange,
+                    routing_key=p.routing_key,
+                    properties=amqp_properties(p.message),
+                    wait=False,
+                )
+                for p in publishes
+            ]
+            try:
+                async with asyncio.timeout(self._timeout):
+                    results = await asyncio.gather(*sends, return_exceptions=True)
+            except TimeoutError:
+                log.warning("broker_confirm_timeout", queue=self._queue)
+                lost.set()  # a paused or overloaded node: reconnect, to another node if listed
+                return False
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if not failures:
+                return True
+            if not all(isinstance(f, aiormq.exceptions.DeliveryError) for f in failures):
+                raise next(f for f in failures if not isinstance(f, aiormq.exceptions.DeliveryError))
+            log.warning("publish_rejected", queue=self._queue, rejected=len(failures), of=len(publishes))
+            if self._metrics:
+                for exchange in sorted({p.exchange for p in publishes}):
+                    self._metrics.publish_retries.labels(exchange).inc()
+            await self.close()  # the next try looks every queue up afresh
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+        return not publishes
+
+    async def close(self) -> None:
+        channel, self._channel = self._channel, None
+        if channel is not None and not channel.is_closed:
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+
 class AmqpBroker:
     def __init__(
         self,
@@ -282,7 +388,9 @@ class AmqpBroker:
         self._topology: Topology | None = None
         self._declare = True
         self._lost = asyncio.Event()
-        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self._node = ""
+        self._renewing = asyncio.Lock()
+        self._publisher: tuple[AbstractChannel, Callable[..., None]] | None = None
 
     @property
     def ready(self) -> bool:
@@ -340,8 +448,32 @@ class AmqpBroker:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 
+    def consumers(self) -> list[ConsumerState]:
+        return [c.state for c in self._consumers] + [c.state for c in self._batch_consumers]
+
+    def _consuming(
+        self, state: ConsumerState, channel: aiormq.abc.AbstractChannel, lost: asyncio.Event
+    ) -> None:
+        """Mark the consumer attached, and watch for the broker cancelling it (a queue deleted,
+        a quorum queue member gone): a cancelled consumer is re-attached with the rest, through
+        a reconnect, never left silently idle on an open channel."""
+
+        def cancelled(_frame: object) -> None:
+            if lost.is_set():
+                return
+            state.consuming = False
+            log.warning("consumer_cancelled_by_broker", queue=state.queue, node=state.node)
+            lost.set()
+
+        channel.on_consumer_cancel_callbacks.add(cancelled)
+        state.consuming = True
+        state.node = self._node
+        state.attached += 1
+        state.delivered = state.settled = 0
+
     async def _connect(self, url: str) -> None:
         self._lost = asyncio.Event()
+        self._node = redact_url(url)
         connection = await aio_pika.connect(self._url_with_defaults(url), timeout=self._publish_timeout)
         self._connection = connection
         lost = self._lost
@@ -349,9 +481,7 @@ class AmqpBroker:
         assert self._topology is not None
         if self._declare:
             await declare_topology(connection, self._topology)
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        channel.close_callbacks.add(lambda *_: lost.set())
-        self._underlay = await channel.get_underlay_channel()
+        await self._open_publisher(connection, lost)
         for consumer in self._consumers:
             await self._attach(connection, consumer)
         for batch_consumer in self._batch_consumers:
@@ -372,16 +502,22 @@ class AmqpBroker:
         await channel.set_qos(prefetch_count=consumer.prefetch)
         queue = await channel.get_queue(consumer.queue, ensure=False)
 
+        state = consumer.state
+
         async def on_message(incoming: AbstractIncomingMessage) -> None:
             delivery = _AmqpDelivery(incoming)
+            state.delivered += 1
             try:
                 await consumer.handler(delivery)
             except Exception as exc:
                 log.error("consumer_failed", queue=consumer.queue, error=type(exc).__name__)
                 with contextlib.suppress(Exception):
                     await delivery.reject(requeue=True)
+            finally:
+                state.settled += 1
 
         await queue.consume(on_message)
+        self._consuming(state, await channel.get_underlay_channel(), lost)
 
     async def subscribe(self, exchange: str, handler: Notification) -> None:
         self._subscriptions.append((exchange, handler))
@@ -419,14 +555,16 @@ class AmqpBroker:
             await self._attach_batches(self._connection, consumer)
 
     async def _attach_batches(self, connection: AbstractConnection, consumer: _BatchConsumer) -> None:
-        """A channel in AMQP transaction mode: a batch's publishes and acks are committed
-        together, so a process killed mid-batch leaves neither behind."""
+        """One channel consumes (manual acks); the batch's publishes go out on a confirm
+        channel of the batch's own, and the deliveries are acked only once the broker has
+        confirmed every publish. Not AMQP transactions: on quorum queues, tx.commit settles
+        the acks before the publishes are confirmed and answers commit-ok even when a publish
+        was rejected, so a batch could be acked and lost (README, "Faults, measured")."""
         channel = await connection.channel(publisher_confirms=False)
         lost = self._lost
         channel.close_callbacks.add(lambda *_: lost.set())
         await channel.set_qos(prefetch_count=consumer.batch_size)
         underlay = await channel.get_underlay_channel()
-        await underlay.tx_select()
         inbox: asyncio.Queue[aiormq.abc.DeliveredMessage] = asyncio.Queue()
 
         async def on_message(delivered: aiormq.abc.DeliveredMessage) -> None:
@@ -435,79 +573,104 @@ class AmqpBroker:
         if consumer.on_attach is not None:
             consumer.on_attach()
         await underlay.basic_consume(consumer.queue, on_message)
-        task = asyncio.create_task(self._run_batches(underlay, inbox, consumer, lost))
+        self._consuming(consumer.state, underlay, lost)
+        task = asyncio.create_task(self._run_batches(connection, underlay, inbox, consumer, lost))
         self._batch_tasks.add(task)
         task.add_done_callback(self._batch_tasks.discard)
 
     async def _run_batches(
         self,
+        connection: AbstractConnection,
         underlay: aiormq.abc.AbstractChannel,
         inbox: asyncio.Queue[aiormq.abc.DeliveredMessage],
         consumer: _BatchConsumer,
         lost: asyncio.Event,
     ) -> None:
+        publisher = _ConfirmedPublisher(connection, consumer.queue, self._publish_timeout, self._metrics)
+        try:
+            while not lost.is_set():
+                batch = [await inbox.get()]
+                while len(batch) < consumer.batch_size and not inbox.empty():
+                    batch.append(inbox.get_nowait())
+                deliveries = [_RawDelivery(delivered) for delivered in batch]
+                consumer.state.delivered += len(deliveries)
+                if not await self._settle_batch(underlay, publisher, consumer, deliveries, lost):
+                    lost.set()  # the unacked deliveries come back on the next link
+                    return
+                consumer.state.settled += len(deliveries)
+        finally:
+            await publisher.close()
+
+    async def _settle_batch(
+        self,
+        underlay: aiormq.abc.AbstractChannel,
+        publisher: _ConfirmedPublisher,
+        consumer: _BatchConsumer,
+        deliveries: list[_RawDelivery],
+        lost: asyncio.Event,
+    ) -> bool:
+        """Handle, publish with confirms, commit the handler's own state, then ack; each step
+        is retried on the same, still unacked, batch, so a fault costs no delivery attempt
+        (quorum queues dead-letter after `delivery_limit`). False once the link is lost."""
         while not lost.is_set():
-            batch = [await inbox.get()]
-            while len(batch) < consumer.batch_size and not inbox.empty():
-                batch.append(inbox.get_nowait())
-            deliveries = [_RawDelivery(delivered) for delivered in batch]
-            outcome = await handle_until_done(
-                consumer.handler,
-                deliveries,
-                consumer.queue,
-                lost.is_set,  # type: ignore[arg-type]
-            )
+            outcome = await handle_until_done(consumer.handler, list(deliveries), consumer.queue, lost.is_set)
             if outcome is None:
-                return
+                return False
             finished = False
             try:
-                for publish in outcome.publishes:
-                    await underlay.basic_publish(
-                        publish.message.body,
-                        exchange=publish.exchange,
-                        routing_key=publish.routing_key,
-                        properties=amqp_properties(publish.message),
-                        wait=False,
-                    )
-                dead = {id(delivery) for delivery in outcome.dead}
+                if not await publisher.publish_all(outcome.publishes, lost):
+                    return False
+                if outcome.committed:
+                    await outcome.committed()
+                finished = True
+            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                log.warning("batch_not_published", queue=consumer.queue, error=type(exc).__name__)
+                return False
+            except Exception as exc:  # the handler's own commit (the database) failed: handle again
+                log.error("batch_commit_failed", queue=consumer.queue, error=type(exc).__name__)
+                await asyncio.sleep(0.1)
+                continue
+            finally:
+                # Also on cancellation (shutdown): never leave the handler's own transaction open.
+                if not finished and outcome.aborted:
+                    await outcome.aborted()
+            dead = {id(delivery) for delivery in outcome.dead}
+            try:
                 for delivery in outcome.dead:  # dead-lettered (x-dead-letter-exchange)
-                    await underlay.basic_reject(delivery.delivery_tag, requeue=False)  # type: ignore[attr-defined]
+                    await underlay.basic_reject(delivery.delivery_tag, requeue=False)
                 # Earlier batches are settled and rejected tags are no longer outstanding, so one
                 # ack up to the last tag not rejected covers the rest (acking a rejected tag
                 # would close the channel).
                 kept = [d for d in deliveries if id(d) not in dead]
                 if kept:
                     await underlay.basic_ack(kept[-1].delivery_tag, multiple=True)
-                await underlay.tx_commit()
-                finished = True
-            except Exception as exc:
-                log.warning("batch_not_committed", queue=consumer.queue, error=type(exc).__name__)
-                lost.set()  # the broker discards the open transaction; the batch comes back
-                return
-            finally:
-                # Also on cancellation (shutdown): never leave the handler's own transaction open.
-                if not finished and outcome.aborted:
-                    await outcome.aborted()
-            if outcome.committed:
-                await outcome.committed()
+            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                # Published and committed but not acked: redelivered, published again with the
+                # same message ids, which the consumers drop.
+                log.warning("batch_not_acked", queue=consumer.queue, error=type(exc).__name__)
+                return False
+            return True
+        return False
 
     def _set_ready(self, ready: bool) -> None:
         if ready:
             self._ready.set()
         else:
             self._ready.clear()
+            for state in self.consumers():
+                state.consuming = False
         if self._metrics:
             self._metrics.broker_connected.set(1 if ready else 0)
 
     async def _drop_connection(self) -> None:
-        # Wait for the batch workers to unwind (they abort their own transactions) before
+        # Wait for the batch workers to unwind (they abort their handlers' transactions) before
         # anything else closes under them.
         tasks = list(self._batch_tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         connection, self._connection = self._connection, None
-        self._underlay = None
+        self._underlay = self._publisher = None
         if connection is not None and not connection.is_closed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 2)
@@ -556,6 +719,7 @@ class AmqpBroker:
         if asyncio.get_running_loop().time() >= deadline:
             raise _Transient("deadline")
         link: asyncio.Event | None = None
+        channel: aiormq.abc.AbstractChannel | None = None
         try:
             async with asyncio.timeout_at(deadline):
                 if not self._ready.is_set():
@@ -576,6 +740,11 @@ class AmqpBroker:
                 )
         except aiormq.exceptions.PublishError:
             raise Unroutable() from None
+        except aiormq.exceptions.DeliveryError:
+            # A nack. The retry goes out on a new channel: this one may keep a quorum queue's
+            # leader that is gone (see _ConfirmedPublisher).
+            await self._renew_publisher(channel)
+            raise _Transient("nacked") from None
         except TimeoutError:
             if link is not None and not link.is_set():
                 # Sent, but no confirm within the publish timeout: a paused or overloaded node
@@ -592,6 +761,32 @@ class AmqpBroker:
             RuntimeError,
         ) as exc:
             raise _Transient(type(exc).__name__) from None
+
+    async def _open_publisher(self, connection: AbstractConnection, lost: asyncio.Event) -> None:
+        """The channel `publish` uses; its closing means the link is lost, unless we close it."""
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+
+        def closed(*_: object) -> None:
+            lost.set()
+
+        channel.close_callbacks.add(closed)
+        self._publisher = (channel, closed)
+        self._underlay = await channel.get_underlay_channel()
+
+    async def _renew_publisher(self, stale: aiormq.abc.AbstractChannel | None) -> None:
+        async with self._renewing:
+            connection, previous = self._connection, self._publisher
+            if stale is None or self._underlay is not stale or connection is None or previous is None:
+                return  # another publisher renewed it already, or the link is being re-made
+            try:
+                await self._open_publisher(connection, self._lost)
+            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError):
+                self._lost.set()
+                return
+            old, closed = previous
+            old.close_callbacks.discard(closed)
+            with contextlib.suppress(Exception):
+                await old.close()
 
     async def queue_depths(self, names: list[str]) -> dict[str, int]:
         connection = self._connection

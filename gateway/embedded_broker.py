@@ -13,6 +13,7 @@ import structlog
 
 from gateway.broker import (
     BatchHandler,
+    ConsumerState,
     Handler,
     Message,
     Notification,
@@ -78,10 +79,14 @@ class EmbeddedBroker:
         self._subscribers: dict[str, list[Notification]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ready = False
+        self._consumer_states: list[ConsumerState] = []
 
     @property
     def ready(self) -> bool:
         return self._ready
+
+    def consumers(self) -> list[ConsumerState]:
+        return self._consumer_states
 
     @property
     def description(self) -> str:
@@ -180,6 +185,7 @@ class EmbeddedBroker:
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 32) -> None:
         target = self._queues[queue]
+        self._consumer_states.append(ConsumerState(queue, consuming=True, node="embedded", attached=1))
         if target.single_active and target.consumers:
             # A second consumer stands by; with one process it never takes over.
             return
@@ -207,6 +213,7 @@ class EmbeddedBroker:
         on_attach: Callable[[], None] | None = None,
     ) -> None:
         target = self._queues[queue]
+        self._consumer_states.append(ConsumerState(queue, consuming=True, node="embedded", attached=1))
         if on_attach is not None:
             on_attach()
         if target.single_active and target.consumers:
@@ -222,16 +229,17 @@ class EmbeddedBroker:
             deliveries = [_EmbeddedDelivery(self, queue, m, count) for m, count in taken]
             outcome = await handle_until_done(handler, deliveries, queue.name, lambda: False)  # type: ignore[arg-type]
             assert outcome is not None  # never given up: only cancellation ends the retries
+            # As on RabbitMQ: publish, commit the handler's state, and only then settle.
             for publish in outcome.publishes:
                 await self.publish(publish.exchange, publish.routing_key, publish.message)
+            if outcome.committed:
+                await outcome.committed()
             dead = {id(d) for d in outcome.dead}
             for delivery in deliveries:
                 if id(delivery) in dead:
                     await delivery.reject(requeue=False)
                 else:
                     await delivery.ack()
-            if outcome.committed:
-                await outcome.committed()
 
     def depth(self, queue: str) -> int:
         return len(self._queues[queue].messages)
@@ -244,6 +252,8 @@ class EmbeddedBroker:
 
     async def close(self) -> None:
         self._ready = False
+        for state in self._consumer_states:
+            state.consuming = False
         for queue in self._queues.values():
             for task in queue.consumers:
                 task.cancel()

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from adapters import registry
 from adapters.base import Rejected, WebhookRequest
-from gateway.broker import Broker, PublishError
+from gateway.broker import Broker, PublishError, consumers_ready
 from gateway.config import LiveConfig, Problem
 from gateway.ingest import Ingest
 from gateway.metrics import Metrics
@@ -80,7 +80,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     checks = {name: bool(check()) for name, check in request.app[READINESS_KEY].items()}
     ready = all(checks.values())
-    return _json(200 if ready else 503, {"status": "ready" if ready else "not_ready", "checks": checks})
+    body: dict[str, object] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    consumed = request.app[BROKER_KEY].consumers()
+    if consumed:  # queue names are topology names: no person's data
+        body["consumers"] = {state.queue: state.report() for state in consumed}
+    return _json(200 if ready else 503, body)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -264,6 +268,7 @@ def create_app(
         "config": lambda: True,  # the app is only built from a loaded configuration
         "broker": lambda: broker.ready,
         "topology": lambda: broker.ready,  # declared on every (re)connect before ready
+        "consumers": lambda: consumers_ready(broker.consumers()),  # every queue this role consumes
         **(readiness or {}),
     }
     app.router.add_post("/admin/reload", admin_reload)

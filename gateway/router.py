@@ -5,14 +5,14 @@ conversation's own inbound shard (`transfer_publish`), so it is ordered with
 that conversation's messages; the router records it in the store and keeps
 conversation regions in a cache, cleared whenever it (re)attaches to a shard.
 
-Each inbound shard is consumed by a single active consumer in AMQP transaction
-mode (see Broker.consume_batches): a batch's routed envelopes, auto-replies and
-acks are committed together, so a router killed mid-batch leaves nothing half
-done and a message is never put twice in a region queue. The auto-reply claims
-and the conversation regions learnt are written in a database transaction that
-commits right after the broker's; if the process dies between the two commits,
-a later message of the same conversation in the same closed period can trigger
-the auto-reply again, with the same message id (the outbound role drops it).
+Each inbound shard is consumed by a single active consumer (see
+Broker.consume_batches): a batch's routed envelopes and auto-replies are published
+with publisher confirms, then the auto-reply claims and the conversation regions
+learnt are committed to the database, and only then is the batch acked. A router
+killed after the confirms and before the ack leaves the batch to be routed again:
+its envelopes reach the region queue a second time with the same message ids (the
+desk stores each once), and its auto-replies keep their ids (the outbound role
+drops the second). Nothing acked was ever unpublished: that is the promise.
 """
 
 from __future__ import annotations

@@ -338,8 +338,8 @@ class Store:
 
     @asynccontextmanager
     async def claims(self) -> AsyncIterator[tuple[Claims, AsyncConnection]]:
-        """A transaction for auto-reply claims; the caller commits it (after the broker has)
-        or it is rolled back."""
+        """A transaction for auto-reply claims; the caller commits it (after the broker has
+        confirmed the batch's publishes) or it is rolled back."""
         async with self._turns, self.engine.connect() as connection:
             await connection.begin()
             try:

@@ -12,8 +12,9 @@
                                                 (a conversation changed: team and id only)
 
 gw.region and gw.outbound name gw.unroutable as their alternate exchange: the
-router publishes inside AMQP transactions, which have no per-message returns,
-so a message no binding takes is parked there instead of being dropped.
+router publishes its batches without `mandatory` (a return per message would
+arrive apart from its confirm), so a message no binding takes is parked there
+instead of being dropped.
 
 Ingest hashes the conversation id onto one inbound shard, so one conversation's
 messages stay in one queue whose single active consumer keeps their order.

@@ -16,10 +16,14 @@ async def test_health_and_readiness(embedded_service) -> None:
     assert (await client.get("/healthz")).status == 200
     ready = await client.get("/readyz")
     assert ready.status == 200
-    assert await ready.json() == {
-        "status": "ready",
-        "checks": {"config": True, "broker": True, "topology": True, "database": True},
-    }
+    body = await ready.json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {
+        "config": True, "broker": True, "topology": True, "consumers": True, "database": True,
+    }  # fmt: skip
+    # Every role runs here: its own view of each queue it consumes, by topology name only.
+    assert body["consumers"]["gw.inbound.0"]["consuming"] is True
+    assert "gw.region.twente.normal" in body["consumers"]
 
 
 async def test_unknown_paths_and_methods_answer_json_errors(embedded_service) -> None:

@@ -13,7 +13,16 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from gateway.broker import AmqpBroker, BrokerUnavailable, Delivery, Message, Unroutable
+from gateway.broker import (
+    AmqpBroker,
+    BatchOutcome,
+    BrokerUnavailable,
+    ConsumerState,
+    Delivery,
+    Message,
+    Unroutable,
+    consumers_ready,
+)
 from gateway.metrics import Metrics
 from gateway.queue_monitor import sample_queue_depths
 from gateway.service import build_service, topology_for
@@ -270,6 +279,56 @@ async def test_consumers_are_reattached_after_the_broker_closes_the_link(vhost, 
         assert broker.ready
     finally:
         await broker.close()
+
+
+@pytest.mark.parametrize("kind", ["one by one", "in batches"])
+async def test_a_consumer_the_broker_cancels_is_not_ready_and_is_reattached(vhost, config, kind) -> None:
+    """The broker may cancel a consumer on an open channel (basic.cancel: its queue deleted,
+    a quorum queue's member gone). Nothing closes then, so without a watch the role would
+    stay idle on that queue and still say ready."""
+    _, url = vhost
+    await purge_all(url, config)
+    broker = await started_broker(url, config)
+    received: asyncio.Queue[str] = asyncio.Queue()
+    queue = "gw.region.zeeland.normal" if kind == "one by one" else "gw.inbound.0"
+
+    async def handler(delivery: Delivery) -> None:
+        await delivery.ack()
+        await received.put(delivery.message.message_id)
+
+    async def batch_handler(deliveries: list[Delivery]) -> BatchOutcome:
+        for delivery in deliveries:
+            await received.put(delivery.message.message_id)
+        return BatchOutcome()
+
+    def state() -> ConsumerState:
+        return next(s for s in broker.consumers() if s.queue == queue)
+
+    try:
+        if kind == "one by one":
+            await broker.consume(queue, handler)
+        else:
+            await broker.consume_batches(queue, batch_handler)
+        assert state().consuming and state().attached == 1
+        connection = await aio_pika.connect(url)
+        try:
+            channel = await connection.channel()
+            await channel.queue_delete(queue)  # the broker cancels our consumer; our channel stays open
+        finally:
+            await connection.close()
+        for _ in range(100):
+            if state().attached == 2 and state().consuming:
+                break
+            await asyncio.sleep(0.1)
+        assert state().attached == 2 and state().consuming, "the cancelled consumer was never re-attached"
+        assert consumers_ready(broker.consumers())
+        # The queue was declared again with the topology on the new link, and is consumed.
+        routing = ("gw.region", "zeeland.normal") if kind == "one by one" else ("gw.inbound", "0")
+        await broker.publish(*routing, message(12))
+        assert await asyncio.wait_for(received.get(), 10) == "id-12"
+    finally:
+        await broker.close()
+    assert not consumers_ready(broker.consumers())  # closed: no longer consuming anything
 
 
 async def test_queue_depths_are_sampled_into_the_metric(vhost, config) -> None:

@@ -5,9 +5,10 @@ auto-reply per conversation and closed period."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bench._harness import metric_total
 from gateway.config import load_config
 from gateway.envelope import Envelope, OutboundMessage
 from gateway.router import transfer_publish
@@ -30,6 +32,7 @@ from tests.conftest import (
     drain,
     inbound_queues,
     queue_depths,
+    rabbitmqctl,
     settings_for,
     team_queues,
 )
@@ -227,14 +230,19 @@ async def test_two_routers_keep_the_order_of_each_conversation(vhost, database_u
     assert sum(len(ids) for ids in arrived.values()) == total, "a message was lost or duplicated"
 
 
-async def test_a_router_killed_mid_batch_loses_nothing_and_duplicates_nothing(
+async def test_a_router_killed_mid_batch_loses_nothing_and_the_desk_stores_each_message_once(
     vhost, database_url, config, tmp_path
 ) -> None:
+    """The router acks a batch only after the broker confirmed every publish, so a router
+    killed between the confirms and the ack puts that batch in its region queue a second
+    time, with the same message ids; the desk, the region queues' only consumer, stores each
+    message once (the id is its key)."""
     url = vhost[1]
     await clean_state(url, database_url, config)
     ingest = ServiceProcess(url, tmp_path / "ingest.log", roles=("ingest",))
     first = router(url, database_url, tmp_path / "router-a.log")
     second: ServiceProcess | None = None
+    desk: ServiceProcess | None = None
     accepted: list[str] = []
     stop = asyncio.Event()
     try:
@@ -265,15 +273,87 @@ async def test_a_router_killed_mid_batch_loses_nothing_and_duplicates_nothing(
             await asyncio.gather(*tasks)
         await wait_for_depth(url, ZOB_QUEUES, len(accepted))
         await asyncio.sleep(0.5)  # nothing more should arrive
+        in_region_queues = sum((await queue_depths(url, ZOB_QUEUES)).values())
+        assert sum((await queue_depths(url, inbound_queues(config))).values()) == 0
+        desk = ServiceProcess(url, tmp_path / "desk.log", roles=("desk",), GATEWAY_DATABASE_URL=database_url)
+        await start([desk])
+        stored = await wait_for_desk(database_url, accepted)
     finally:
-        for process in (ingest, first, second):
+        for process in (ingest, first, second, desk):
             if process is not None:
                 process.stop()
-    delivered = [m.message_id for m in await drain(url, ZOB_QUEUES)]
     assert len(accepted) > 100
-    assert set(accepted) <= set(delivered), "a message answered 202 never reached its region"
-    assert len(delivered) == len(set(delivered)), "a message was put twice in a region queue"
+    assert stored == Counter({message_id: 1 for message_id in accepted}), "lost, or stored twice"
+    assert sum((await queue_depths(url, ZOB_QUEUES)).values()) == 0, "the desk left messages behind"
+    # What the kill cost: at most the batches in flight, published again with the same ids.
+    assert len(accepted) <= in_region_queues <= len(accepted) + 2 * 64 * 4
+
+
+async def test_a_publish_the_region_queue_rejects_costs_no_inbound_message(
+    vhost, database_url, config, tmp_path
+) -> None:
+    """The exact loss of the leader-kill fault, forced here without a cluster: a region queue
+    that rejects publishes (basic.nack). On RabbitMQ 3.10 an AMQP transaction answered
+    commit-ok for such a batch and its inbound acks were applied: the messages were gone.
+    Now the inbound messages stay unacked until the broker confirms their publish."""
+    vhost_name, url = vhost
+    await clean_state(url, database_url, config)
+    region = "gw.region.zuidoost-brabant.normal"
+    policy = ("set_policy", "-p", vhost_name, "--apply-to", "queues", "gw-test-full", f"^{region}$")
+    await asyncio.to_thread(rabbitmqctl, *policy, '{"max-length": 2}')  # with the topology's reject-publish
+    ingest = ServiceProcess(url, tmp_path / "ingest.log", roles=("ingest",))
+    the_router = router(url, database_url, tmp_path / "router.log", GATEWAY_FAKE_TIME=OPEN_TIME.isoformat())
+    try:
+        await start([ingest, the_router])
+        async with aiohttp.ClientSession(base_url=ingest.base) as client:
+            accepted = []
+            for n in range(12):  # one at a time: the queue's limit is soft for publishes in flight
+                accepted.append(
+                    await post(client, HTTP_JSON_CHANNEL, message_id=f"full-{n}", sender="p1", text=f"m {n}")
+                )
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        in_region = sum((await queue_depths(url, [region])).values())
+        assert in_region < len(accepted), "the region queue took every message: the case was not forced"
+        async with aiohttp.ClientSession() as session, session.get(the_router.base + "/readyz") as ready:
+            consumers = (await ready.json())["consumers"]
+        held = sum(int(state["unsettled"]) for state in consumers.values())
+        rejected = await metric_total(the_router.port, "gateway_publish_retries")
+        await asyncio.to_thread(rabbitmqctl, "clear_policy", "-p", vhost_name, "gw-test-full")
+        arrived: list[str] = []
+        for _ in range(60):  # room again: the router's retries get through, in order
+            arrived += [m.message_id for m in await drain(url, [region], idle=0.3)]
+            if set(accepted) <= set(arrived):
+                break
+    finally:
+        ingest.stop()
+        the_router.stop()
+        with contextlib.suppress(RuntimeError):
+            await asyncio.to_thread(rabbitmqctl, "clear_policy", "-p", vhost_name, "gw-test-full")
+    assert set(accepted) <= set(arrived), "a message answered 202 never reached its region"
+    assert rejected > 0 and held > 0, "the router neither saw the rejections nor held their messages"
+    first_seen = list(dict.fromkeys(arrived))
+    assert first_seen == accepted, "the conversation's order changed"
     assert sum((await queue_depths(url, inbound_queues(config))).values()) == 0
+
+
+async def wait_for_desk(database_url: str, message_ids: list[str], limit: float = 30.0) -> Counter[str]:
+    """How often the desk stored each of these messages, once it has them all (or at `limit`)."""
+    import asyncpg
+
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        connection = await asyncpg.connect(database_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT message_id FROM desk_messages WHERE message_id = ANY($1::text[])", message_ids
+            )
+        finally:
+            await connection.close()
+        stored = Counter(row["message_id"] for row in rows)
+        if len(stored) >= len(set(message_ids)) or asyncio.get_running_loop().time() > deadline:
+            return stored
+        await asyncio.sleep(0.3)
 
 
 @pytest.mark.parametrize("handover", ["SIGTERM", "SIGKILL"])
