@@ -109,6 +109,16 @@ async def locate(urls: Iterable[str], queues: Iterable[str], run: str) -> dict[t
     return found
 
 
+def classify(
+    missing: list[tuple[int, int]], where: dict[tuple[int, int], list[str]]
+) -> tuple[dict[str, list[str]], list[str]]:
+    """Missing messages that sit in a queue (stalled: message -> queues) and those that are
+    nowhere (lost), each named "c<conversation> n<seq>"."""
+    stalled = {f"c{n} n{seq}": where[(n, seq)] for n, seq in missing if (n, seq) in where}
+    lost = [f"c{n} n{seq}" for n, seq in missing if (n, seq) not in where]
+    return stalled, lost
+
+
 async def explain_missing(
     cluster: Cluster,
     vhost: str,
@@ -126,8 +136,7 @@ async def explain_missing(
     stop_roles()  # type: ignore[operator]
     names = sorted({name for node in broker.values() if isinstance(node, dict) for name in node})
     where = await locate(urls, names, run)
-    stalled = {f"c{n} n{seq}": where[(n, seq)] for n, seq in missing if (n, seq) in where}
-    lost = [f"c{n} n{seq}" for n, seq in missing if (n, seq) not in where]
+    stalled, lost = classify(missing, where)
     holding = sorted({q for queues in stalled.values() for q in queues})
     report = {"stalled": stalled, "lost": lost, "roles": roles, "broker": broker}
     await asyncio.to_thread(report_path.write_text, json.dumps(report, indent=2, default=str))
