@@ -36,7 +36,7 @@ from gateway.config import load_config
 from gateway.service import topology_for
 from scripts.rabbitmq_cluster import Cluster
 from tests.cluster.conftest import PUBLISH_TIMEOUT, REPORTS, fault_config, queue_table
-from tests.cluster.diagnosis import explain_missing
+from tests.cluster.diagnosis import explain_missing, roles_view
 from tests.conftest import ServiceProcess, clean_state
 
 pytestmark = [pytest.mark.broker, pytest.mark.cluster]
@@ -193,6 +193,15 @@ async def run_under_load(
         statuses = set(load.statuses())
         assert statuses <= {200, 202, 503}, f"unexpected answers under a broker fault: {load.statuses()}"
         assert readiness.samples and readiness.samples[-1][1] == 200, "not ready again after the fault"
+        views = await roles_view({role: process.base for role, process in gateway.processes.items()})
+        idle = {
+            role: [queue for queue, state in view.get("consumers", {}).items() if not state["consuming"]]
+            for role, view in views.items()
+            if isinstance(view, dict)
+        }
+        assert all(view.get("status") == 200 for view in views.values() if isinstance(view, dict)), views
+        assert not any(idle.values()), f"a role did not resume every queue it consumed: {idle}"
+        assert views["router"]["consumers"] and views["desk"]["consumers"], views  # type: ignore[index]
         after = [o for o in load.outcomes if o.sent_at > window.undone + AFTER_FAULT / 2]
         assert after and all(o.acknowledged for o in after), "still refusing webhooks after recovery"
         return report, load, readiness, window, gateway
