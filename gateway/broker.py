@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aio_pika
 import aiormq
@@ -174,14 +174,16 @@ class ConsumerState:
     attached: int = 0  # how many times it was (re)attached
     delivered: int = 0  # deliveries on the current attachment
     settled: int = 0  # of those, acked or rejected
+    rejections: int = 0  # batches the broker rejected part of (basic.nack), published again
 
     def report(self) -> dict[str, object]:
+        """For /readyz: no broker address (the logs name the node)."""
         return {
             "consuming": self.consuming,
-            "node": self.node,
             "attached": self.attached,
             "delivered": self.delivered,
-            "unsettled": self.delivered - self.settled,
+            "unsettled": max(self.delivered - self.settled, 0),
+            "rejections": self.rejections,
         }
 
 
@@ -316,10 +318,12 @@ class _ConfirmedPublisher:
             self._channel = await channel.get_underlay_channel()
         return self._channel
 
-    async def publish_all(self, publishes: list[Publish], lost: asyncio.Event) -> bool:
+    async def publish_all(self, publishes: list[Publish], lost: asyncio.Event, state: ConsumerState) -> bool:
         """Publish in order and wait for every confirm; True once all are confirmed, False
-        once the link is lost. After a nack the whole list is published again, in order: a
-        message confirmed the first time is then in its queue twice, with one message id."""
+        once the link is lost. After a nack the list is published again from the first
+        rejected message on, in order: a later message confirmed the first time is then in
+        its queue twice, with one message id. It keeps trying while the broker rejects (the
+        batch stays unacked: nothing is dropped); `state.rejections` shows it in /readyz."""
         backoff = 0.05
         while publishes and not lost.is_set():
             channel = await self._open()
@@ -345,10 +349,13 @@ class _ConfirmedPublisher:
                 return True
             if not all(isinstance(f, aiormq.exceptions.DeliveryError) for f in failures):
                 raise next(f for f in failures if not isinstance(f, aiormq.exceptions.DeliveryError))
+            first = next(i for i, r in enumerate(results) if isinstance(r, BaseException))
             log.warning("publish_rejected", queue=self._queue, rejected=len(failures), of=len(publishes))
+            state.rejections += 1
             if self._metrics:
-                for exchange in sorted({p.exchange for p in publishes}):
+                for exchange in sorted({p.exchange for p in publishes[first:]}):
                     self._metrics.publish_retries.labels(exchange).inc()
+            publishes = publishes[first:]
             await self.close()  # the next try looks every queue up afresh
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
@@ -357,8 +364,9 @@ class _ConfirmedPublisher:
     async def close(self) -> None:
         channel, self._channel = self._channel, None
         if channel is not None and not channel.is_closed:
+            # Bounded: a paused node would hold Channel.Close-Ok, and with it the reconnect.
             with contextlib.suppress(Exception):
-                await channel.close()
+                await asyncio.wait_for(channel.close(), 1.0)
 
 
 class AmqpBroker:
@@ -390,6 +398,7 @@ class AmqpBroker:
         self._lost = asyncio.Event()
         self._node = ""
         self._renewing = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
         self._publisher: tuple[AbstractChannel, Callable[..., None]] | None = None
 
     @property
@@ -598,6 +607,11 @@ class AmqpBroker:
                     lost.set()  # the unacked deliveries come back on the next link
                     return
                 consumer.state.settled += len(deliveries)
+        except Exception as exc:
+            # Never a worker gone quietly while its channel holds the batch: reconnect.
+            log.error("batch_worker_failed", queue=consumer.queue, error=type(exc).__name__)
+            consumer.state.consuming = False
+            lost.set()
         finally:
             await publisher.close()
 
@@ -618,26 +632,32 @@ class AmqpBroker:
                 return False
             finished = False
             try:
-                if not await publisher.publish_all(outcome.publishes, lost):
+                try:
+                    if not await publisher.publish_all(outcome.publishes, lost, consumer.state):
+                        return False
+                except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
+                    log.warning("batch_not_published", queue=consumer.queue, error=type(exc).__name__)
                     return False
-                if outcome.committed:
-                    await outcome.committed()
-                finished = True
-            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError) as exc:
-                log.warning("batch_not_published", queue=consumer.queue, error=type(exc).__name__)
-                return False
-            except Exception as exc:  # the handler's own commit (the database) failed: handle again
-                log.error("batch_commit_failed", queue=consumer.queue, error=type(exc).__name__)
-                await asyncio.sleep(0.1)
-                continue
+                try:
+                    if outcome.committed:
+                        await outcome.committed()
+                    finished = True
+                except Exception as exc:  # the handler's own commit (the database): handle again
+                    log.error("batch_commit_failed", queue=consumer.queue, error=type(exc).__name__)
+                    await asyncio.sleep(0.1)
+                    continue
             finally:
                 # Also on cancellation (shutdown): never leave the handler's own transaction open.
                 if not finished and outcome.aborted:
-                    await outcome.aborted()
+                    try:
+                        await outcome.aborted()
+                    except Exception as exc:
+                        log.error("batch_abort_failed", queue=consumer.queue, error=type(exc).__name__)
             dead = {id(delivery) for delivery in outcome.dead}
             try:
                 for delivery in outcome.dead:  # dead-lettered (x-dead-letter-exchange)
-                    await underlay.basic_reject(delivery.delivery_tag, requeue=False)
+                    tag = cast(_RawDelivery, delivery).delivery_tag
+                    await underlay.basic_reject(tag, requeue=False)
                 # Earlier batches are settled and rejected tags are no longer outstanding, so one
                 # ack up to the last tag not rejected covers the rest (acking a rejected tag
                 # would close the channel).
@@ -775,18 +795,30 @@ class AmqpBroker:
 
     async def _renew_publisher(self, stale: aiormq.abc.AbstractChannel | None) -> None:
         async with self._renewing:
-            connection, previous = self._connection, self._publisher
+            connection, previous, lost = self._connection, self._publisher, self._lost
             if stale is None or self._underlay is not stale or connection is None or previous is None:
                 return  # another publisher renewed it already, or the link is being re-made
             try:
-                await self._open_publisher(connection, self._lost)
-            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError):
-                self._lost.set()
+                async with asyncio.timeout(self._publish_timeout):
+                    await self._open_publisher(connection, lost)
+            except (aiormq.exceptions.AMQPError, ConnectionError, RuntimeError, TimeoutError):
+                lost.set()
+                return
+            if self._lost is not lost:  # the link was re-made meanwhile: that one is current
                 return
             old, closed = previous
             old.close_callbacks.discard(closed)
-            with contextlib.suppress(Exception):
-                await old.close()
+            # Closed once the publishes still waiting on it have had their publish timeout, so
+            # none of them fails with a bare "channel closed".
+            retire = asyncio.create_task(self._close_later(old, self._publish_timeout))
+            self._retiring.add(retire)
+            retire.add_done_callback(self._retiring.discard)
+
+    @staticmethod
+    async def _close_later(channel: AbstractChannel, delay: float) -> None:
+        await asyncio.sleep(delay)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(channel.close(), 1.0)
 
     async def queue_depths(self, names: list[str]) -> dict[str, int]:
         connection = self._connection

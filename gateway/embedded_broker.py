@@ -230,10 +230,20 @@ class EmbeddedBroker:
             outcome = await handle_until_done(handler, deliveries, queue.name, lambda: False)  # type: ignore[arg-type]
             assert outcome is not None  # never given up: only cancellation ends the retries
             # As on RabbitMQ: publish, commit the handler's state, and only then settle.
-            for publish in outcome.publishes:
-                await self.publish(publish.exchange, publish.routing_key, publish.message)
-            if outcome.committed:
-                await outcome.committed()
+            try:
+                for publish in outcome.publishes:
+                    await self.publish(publish.exchange, publish.routing_key, publish.message)
+                if outcome.committed:
+                    await outcome.committed()
+            except Exception as exc:
+                log.error("batch_not_published", queue=queue.name, error=type(exc).__name__)
+                if outcome.aborted:
+                    await outcome.aborted()
+                for delivery in reversed(deliveries):  # back to the head of the queue, in order
+                    queue.messages.appendleft((delivery.message, delivery.delivery_count))
+                queue.available.set()
+                await asyncio.sleep(0.1)
+                continue
             dead = {id(d) for d in outcome.dead}
             for delivery in deliveries:
                 if id(delivery) in dead:

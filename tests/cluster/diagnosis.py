@@ -72,7 +72,7 @@ async def roles_view(processes: dict[str, str]) -> dict[str, object]:
         for role, base in processes.items():
             try:
                 async with session.get(base + "/readyz") as response:
-                    view[role] = {"status": response.status, **(await response.json())}
+                    view[role] = {**(await response.json()), "http_status": response.status}
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 view[role] = f"no answer: {type(exc).__name__}"
     return view

@@ -199,7 +199,7 @@ async def run_under_load(
             for role, view in views.items()
             if isinstance(view, dict)
         }
-        assert all(view.get("status") == 200 for view in views.values() if isinstance(view, dict)), views
+        assert all(isinstance(view, dict) and view["http_status"] == 200 for view in views.values()), views
         assert not any(idle.values()), f"a role did not resume every queue it consumed: {idle}"
         assert views["router"]["consumers"] and views["desk"]["consumers"], views  # type: ignore[index]
         after = [o for o in load.outcomes if o.sent_at > window.undone + AFTER_FAULT / 2]
