@@ -30,7 +30,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         if broker_required():
             pytest.fail(message + ": cluster tests may not skip here", pytrace=False)
         pytest.skip(message)
-    three = Cluster(tmp_path_factory.mktemp("cluster"), base_port=TEST_CLUSTER_PORT, prefix="gwtest")
+    # Node names carry the port: two test sessions on other ports can run side by side.
+    prefix = f"gwtest-{TEST_CLUSTER_PORT}-"
+    three = Cluster(tmp_path_factory.mktemp("cluster"), base_port=TEST_CLUSTER_PORT, prefix=prefix)
     try:
         three.start()
         yield three

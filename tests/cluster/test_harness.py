@@ -54,7 +54,8 @@ async def test_the_harness_leaves_the_system_broker_untouched(vhost, tmp_path) -
         await connection.close()
 
     # A second cluster beside the tests' session cluster: other ports, names and folder.
-    own = Cluster(tmp_path / "own", base_port=TEST_CLUSTER_PORT + 10, prefix="gwharness")
+    prefix = f"gwharness-{TEST_CLUSTER_PORT}-"
+    own = Cluster(tmp_path / "own", base_port=TEST_CLUSTER_PORT + 10, prefix=prefix)
     try:
         own.start()
         names = sorted(node.name for node in own.nodes)
