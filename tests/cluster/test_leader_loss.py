@@ -23,6 +23,7 @@ from gateway.broker import AmqpBroker, BatchOutcome, Delivery, Message, Publish
 from gateway.metrics import Metrics
 from gateway.topology import Queue, Topology
 from scripts.rabbitmq_cluster import Cluster
+from tests.conftest import drain
 
 pytestmark = [pytest.mark.broker, pytest.mark.cluster]
 
@@ -37,19 +38,6 @@ async def published_to(url: str, queue: str, bodies: list[bytes]) -> None:
         channel = await connection.channel(publisher_confirms=True)
         for body in bodies:
             await channel.default_exchange.publish(aio_pika.Message(body, delivery_mode=2), queue)
-    finally:
-        await connection.close()
-
-
-async def bodies_in(url: str, queue: str) -> list[bytes]:
-    connection = await aio_pika.connect(url)
-    try:
-        channel = await connection.channel()
-        found = []
-        declared = await channel.get_queue(queue, ensure=False)
-        while (message := await declared.get(no_ack=True, fail=False, timeout=10)) is not None:
-            found.append(message.body)
-        return found
     finally:
         await connection.close()
 
@@ -105,7 +93,7 @@ async def test_a_publish_rejected_while_the_target_has_no_leader_is_held_not_los
         await asyncio.to_thread(cluster.restart, 1)
         arrived: set[bytes] = set()
         for _ in range(60):  # quorum again: the held batch gets through
-            arrived |= set(await bodies_in(node2, TARGET))
+            arrived |= {m.body for m in await drain(node2, [TARGET], idle=0.3)}
             if arrived >= set(bodies):
                 break
             await asyncio.sleep(0.5)
@@ -114,4 +102,4 @@ async def test_a_publish_rejected_while_the_target_has_no_leader_is_held_not_los
         if not cluster.running(cluster.node(1)):
             await asyncio.to_thread(cluster.restart, 1)
     assert arrived >= set(bodies), f"{len(set(bodies) - arrived)} of {MESSAGES} acked inbound and lost"
-    assert await bodies_in(node2, INBOUND) == [], "left behind in the inbound queue"
+    assert await drain(node2, [INBOUND], idle=0.3) == [], "left behind in the inbound queue"
