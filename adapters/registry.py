@@ -1,18 +1,17 @@
-"""Channel kinds registered by name. Every module in `adapters/` is imported once,
-so adding a kind means adding its module and nothing else."""
+"""Channel kinds registered by name. Every package in `adapters/` is imported once, so
+adding a kind means adding its folder and nothing else."""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from adapters.base import ChannelKind
 
-K = TypeVar("K", bound=type[ChannelKind])
+K = TypeVar("K", bound=type[ChannelKind[Any]])
 
-_KINDS: dict[str, ChannelKind] = {}
-_SKIP = {"base", "registry"}
+_KINDS: dict[str, ChannelKind[Any]] = {}
 _loaded = False
 
 
@@ -31,11 +30,17 @@ def _load_all() -> None:
     import adapters
 
     for module in pkgutil.iter_modules(adapters.__path__):
-        if module.name not in _SKIP and not module.name.startswith("_"):
+        if module.ispkg and not module.name.startswith("_"):
             importlib.import_module(f"adapters.{module.name}")
 
 
-def find(name: str) -> ChannelKind | None:
+def kinds() -> dict[str, ChannelKind[Any]]:
+    """Every registered kind, by name (a new dict: the caller may keep it)."""
+    _load_all()
+    return dict(sorted(_KINDS.items()))
+
+
+def find(name: str) -> ChannelKind[Any] | None:
     _load_all()
     return _KINDS.get(name)
 

@@ -36,7 +36,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench._harness import (
+from gateway.domain.envelope import ChannelRef, Envelope, Route
+from gateway.support.passwords import hash_password
+from tests.support.harness import (
     PYTHON,
     ROOT,
     Process,
@@ -49,8 +51,6 @@ from bench._harness import (
     run_and_print,
     scratch_database,
 )
-from gateway.envelope import ChannelRef, Envelope, Route
-from gateway.passwords import hash_password
 
 PASSWORD = "bench-counsellor-password"
 TEAM = "zuidoost-brabant"

@@ -48,7 +48,9 @@ from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench._harness import (
+from gateway.domain.envelope import envelope_id
+from gateway.service import load_config, topology_for
+from tests.support.harness import (
     PYTHON,
     ROOT,
     LoadResult,
@@ -62,9 +64,6 @@ from bench._harness import (
     purge,
     python_env,
 )
-from gateway.config import load_config
-from gateway.envelope import envelope_id
-from gateway.service import topology_for
 
 TOKEN = "bench-token-0123456789abcdef"
 SECRET = "bench-secret-key-0123456789abcdef0123456789"

@@ -36,7 +36,10 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench._harness import (
+from gateway.domain.envelope import ChannelRef, OutboundMessage
+from gateway.service import load_config
+from gateway.support.keys import Keyring
+from tests.support.harness import (
     PYTHON,
     ROOT,
     Process,
@@ -48,9 +51,6 @@ from bench._harness import (
     python_env,
     run_and_print,
 )
-from gateway.config import load_config
-from gateway.envelope import ChannelRef, OutboundMessage
-from gateway.keys import Keyring
 
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
 CHANNEL = "sms-zuidoost-brabant"

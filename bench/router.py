@@ -23,12 +23,12 @@ import aio_pika
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from bench._harness import PYTHON, ROOT, Process, Vhost, free_port, purge, python_env
-from gateway.broker import AmqpBroker, Message
-from gateway.config import load_config
-from gateway.envelope import SCHEMA_VERSION, ChannelRef, Envelope
-from gateway.service import topology_for
-from gateway.topology import inbound_shard
+from gateway.broker.amqp import AmqpBroker
+from gateway.broker.base import Message
+from gateway.domain.envelope import SCHEMA_VERSION, ChannelRef, Envelope
+from gateway.domain.topology import inbound_shard
+from gateway.service import load_config, topology_for
+from tests.support.harness import PYTHON, ROOT, Process, Vhost, free_port, purge, python_env
 
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
 OPEN_MONDAY_MORNING = "2025-11-24T10:00:00+01:00"

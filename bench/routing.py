@@ -24,10 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from gateway.config import load_config
-from gateway.envelope import ChannelRef, Envelope, LocationHint, Urgency
-from gateway.router import Router
-from gateway.service import make_clock
+from gateway.domain.envelope import ChannelRef, Envelope, LocationHint, Urgency
+from gateway.roles.router import Router
+from gateway.service import load_config, make_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXTS = [

@@ -1,4 +1,5 @@
-"""The `gateway` console command."""
+"""The `gateway` console command. With `service`, the only place that knows the channel
+kinds: it passes them to the configuration loader and lets each add its subcommands."""
 
 from __future__ import annotations
 
@@ -6,12 +7,16 @@ import argparse
 import asyncio
 import dataclasses
 import sys
+from typing import Any
 
 import orjson
 
-from gateway.config import Config, ConfigError, load_config, summary
-from gateway.logs import configure_logging
-from gateway.settings import Settings
+from gateway.config.loader import ConfigError, summary
+from gateway.config.models import Config
+from gateway.domain.topology import Topology
+from gateway.service import kinds, load_config
+from gateway.support.logs import configure_logging
+from gateway.support.settings import Settings
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -21,7 +26,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.config:
         settings = dataclasses.replace(settings, config_dir=args.config)
-    configure_logging(settings.log_level)
+    registered = kinds().values()
+    configure_logging(
+        settings.log_level,
+        sensitive_keys=[key for kind in registered for key in kind.sensitive_log_keys],
+        quiet_loggers=[name for kind in registered for name in kind.quiet_loggers],
+    )
     roles = frozenset(args.role or ROLES)
     try:
         service = build_service(settings, roles=roles)
@@ -40,7 +50,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _load(directory: str) -> Config | None:
     """The configuration, or None after printing every problem (file and field)."""
     try:
-        return load_config(directory)
+        return load_config(directory)  # against the registered kinds
     except ConfigError as exc:
         print(f"invalid configuration in {directory}:", file=sys.stderr)
         for problem in exc.problems:
@@ -80,10 +90,10 @@ def _topology(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_declare(settings.amqp_url, topology, described))
 
 
-async def _declare(url: str, topology, described: dict) -> int:  # type: ignore[no-untyped-def]
+async def _declare(url: str, topology: Topology, described: dict[str, Any]) -> int:
     import aio_pika
 
-    from gateway.broker import declare_topology, parse_urls, redact_url
+    from gateway.broker.amqp import declare_topology, parse_urls, redact_url
 
     urls = parse_urls(url)
     last_error = ""
@@ -119,8 +129,8 @@ async def _declare(url: str, topology, described: dict) -> int:  # type: ignore[
 def _schedule(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import UTC, datetime
 
-    from gateway.config import NATIONAL
-    from gateway.schedules import AMSTERDAM, resolve, state_at
+    from gateway.config.models import NATIONAL
+    from gateway.domain.schedules import AMSTERDAM, resolve, state_at
 
     config = _load(args.config or settings.config_dir)
     if config is None:
@@ -160,47 +170,9 @@ def _schedule(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _telegram_set_webhook(args: argparse.Namespace, settings: Settings) -> int:
-    """Register the channel's webhook (public_url and secret token) with Telegram."""
-    from telegram.error import TelegramError
-
-    from adapters.telegram_bot import TelegramBot
-
-    config = _load(args.config or settings.config_dir)
-    if config is None:
-        return 1
-    channel = config.channels.get(args.channel_id)
-    if channel is None or channel.kind != TelegramBot.name:
-        known = ", ".join(c.id for c in config.channels.values() if c.kind == TelegramBot.name) or "none"
-        print(f"no telegram channel {args.channel_id!r}; telegram channels: {known}", file=sys.stderr)
-        return 2
-    if not channel.usable:
-        print(f"set {', '.join(channel.missing_secrets)} in the environment first", file=sys.stderr)
-        return 2
-    if channel.settings.public_url is None:  # type: ignore[attr-defined]
-        print(f"channels/{channel.source.name}: settings.public_url is required", file=sys.stderr)
-        return 2
-    bot = TelegramBot()
-
-    async def register() -> bool:
-        try:
-            return await bot.set_webhook(channel)
-        finally:
-            await bot.close()
-
-    result = {"channel": channel.id, "url": channel.settings.public_url}  # type: ignore[attr-defined]
-    try:
-        ok = asyncio.run(register())
-    except TelegramError as exc:
-        print(orjson.dumps({**result, "ok": False, "error": type(exc).__name__}).decode())
-        return 1
-    print(orjson.dumps({**result, "ok": bool(ok)}).decode())
-    return 0 if ok else 1
-
-
 def _hash_password(args: argparse.Namespace, settings: Settings) -> int:
     """Read a password on standard input (one line) and print its hash for the configuration."""
-    from gateway.passwords import hash_password
+    from gateway.support.passwords import hash_password
 
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
@@ -216,7 +188,7 @@ def _hash_password(args: argparse.Namespace, settings: Settings) -> int:
 def _rabbitmq_definitions(args: argparse.Namespace, settings: Settings) -> int:
     """Print RabbitMQ definitions: a user per role (and a desk user per team) with only the
     permissions that role needs, for `rabbitmqctl import_definitions`."""
-    from gateway.permissions import definitions
+    from gateway.broker.permissions import definitions
 
     config = _load(args.config or settings.config_dir)
     if config is None:
@@ -228,7 +200,9 @@ def _rabbitmq_definitions(args: argparse.Namespace, settings: Settings) -> int:
         except (OSError, orjson.JSONDecodeError) as exc:
             print(f"cannot read {args.passwords}: {type(exc).__name__}", file=sys.stderr)
             return 2
-    print(orjson.dumps(definitions(config, args.vhost, passwords), option=orjson.OPT_INDENT_2).decode())
+    fanouts = tuple(name for kind in kinds().values() for name in kind.fanout_exchanges)
+    described = definitions(config, args.vhost, passwords, fanouts)
+    print(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -277,14 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     rabbit.add_argument("--config", help="configuration directory")
     rabbit.set_defaults(func=_rabbitmq_definitions)
 
-    telegram = commands.add_parser("telegram", help="Telegram channel tasks")
-    telegram_commands = telegram.add_subparsers(dest="telegram_command", required=True)
-    set_webhook = telegram_commands.add_parser(
-        "set-webhook", help="register a channel's webhook URL and secret token with Telegram"
-    )
-    set_webhook.add_argument("channel_id", help="a telegram channel id from the configuration")
-    set_webhook.add_argument("--config", help="configuration directory")
-    set_webhook.set_defaults(func=_telegram_set_webhook)
+    for kind in kinds().values():  # a kind's own subcommands (`gateway telegram set-webhook`)
+        kind.add_commands(commands)
     return parser
 
 
@@ -295,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    kind_command = getattr(args, "kind_command", None)
+    if kind_command is not None:
+        config = _load(args.config or settings.config_dir)
+        return 1 if config is None else int(kind_command(args, config))
     return int(args.func(args, settings))
 
 

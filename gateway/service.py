@@ -1,51 +1,84 @@
-"""Assembling and running the service: config, keys, broker, roles and HTTP."""
+"""Assembling and running the service: configuration, keys, broker, store, roles, HTTP,
+and the channel kinds (this module and `cli` are the only ones that import `adapters`).
+
+Each resource is one `cleanup_ctx` of the application: started in order, closed in
+the reverse order, and a failed start closes what had started.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
 
 from adapters import registry
-from gateway.broker import AmqpBroker, Broker, parse_urls
-from gateway.config import Config, LiveConfig, load_config
-from gateway.desk import Desk
-from gateway.desk_api import add_routes as add_desk_routes
-from gateway.embedded_broker import EmbeddedBroker
-from gateway.http import create_app, reload_config
-from gateway.ingest import Ingest
-from gateway.keys import Keyring
-from gateway.metrics import Metrics
-from gateway.outbound import Outbound
-from gateway.queue_monitor import watch_queue_depths
-from gateway.router import Router
-from gateway.runtime import Runtime
-from gateway.settings import Settings
-from gateway.store import Store
-from gateway.topology import Topology, build_topology
+from adapters.base import ChannelKind, Database
+from gateway.broker.amqp import AmqpBroker, parse_urls
+from gateway.broker.base import Broker, Message
+from gateway.broker.embedded import EmbeddedBroker
+from gateway.config import loader
+from gateway.config.live import LiveConfig
+from gateway.config.models import Channel, Config
+from gateway.domain.messages import InboundMessage
+from gateway.domain.topology import Topology, build_topology
+from gateway.roles.desk import Desk
+from gateway.roles.ingest import Ingest
+from gateway.roles.outbound import Outbound
+from gateway.roles.queue_monitor import watch_queue_depths
+from gateway.roles.router import Router
+from gateway.store.database import Store
+from gateway.support.clock import make_clock
+from gateway.support.keys import Keyring
+from gateway.support.metrics import Metrics
+from gateway.support.settings import Settings
+from gateway.web.app import LINKS_KEY, create_app, page_channels, reload_config
+from gateway.web.desk_api import add_routes as add_desk_routes
 
 log = structlog.get_logger("gateway.service")
 
 ROLES = ("ingest", "router", "outbound", "desk")
+WAKE_TYPE = "gateway.webchat.wake.v1"
+
+__all__ = [
+    "ROLES",
+    "Service",
+    "build_service",
+    "load_config",
+    "make_clock",
+    "make_store",
+    "serve",
+    "topology_for",
+]
 
 
-def make_clock(fake_time: datetime | None) -> Callable[[], datetime]:
-    """The real clock, or one that started at GATEWAY_FAKE_TIME and runs on from there."""
-    if fake_time is None:
-        return lambda: datetime.now(UTC)
-    offset = fake_time - datetime.now(UTC)
-    return lambda: datetime.now(UTC) + offset
+def kinds() -> dict[str, ChannelKind[Any]]:
+    return registry.kinds()
+
+
+def load_config(directory: str | Path) -> Config:
+    """The configuration directory, validated against the registered channel kinds."""
+    return loader.load_config(directory, kinds())
+
+
+def make_store(url: str | None) -> Store:
+    """The database with the core's migrations and every channel kind's own: a database
+    migrated by one must be opened with all of them (Alembic needs every revision)."""
+    return Store(url, [kind.migrations for kind in kinds().values() if kind.migrations])
 
 
 def topology_for(config: Config) -> Topology:
     broker = config.service.broker
-    return build_topology(config.team_codes, broker.inbound_shards, broker.delivery_limit)
+    fanouts = tuple(name for kind in kinds().values() for name in kind.fanout_exchanges)
+    return build_topology(config.team_codes, broker.inbound_shards, broker.delivery_limit, fanouts)
 
 
 def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
@@ -56,6 +89,54 @@ def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
         publish_timeout=config.service.broker.publish_timeout_seconds,
         metrics=metrics,
     )
+
+
+@dataclass(frozen=True)
+class KindHost:
+    """What the service lends a channel kind (`adapters.base.Host`), and no more."""
+
+    live: LiveConfig
+    store: Store
+    broker: Broker
+    ingest: Ingest
+    keyring: Keyring
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    settings: Settings
+    serves_pages: bool
+
+    @property
+    def config(self) -> Config:
+        return self.live.current
+
+    @property
+    def database(self) -> Database:
+        return self.store
+
+    @property
+    def demo_accounts(self) -> bool:
+        return self.settings.demo_accounts
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def key_for(self, purpose: str) -> bytes:
+        return self.keyring.key_for(purpose)
+
+    async def accept(self, channel: Channel[Any], messages: tuple[InboundMessage, ...]) -> list[str]:
+        return await self.ingest.accept(channel, messages)
+
+    def refused(self, kind: str, reason: str) -> None:
+        self.metrics.rejected.labels(kind, reason).inc()
+
+    async def notify(self, exchange: str, body: bytes, wake_id: str) -> None:
+        wake = Message(
+            body=body, message_id=wake_id, correlation_id=wake_id, type=WAKE_TYPE, timestamp=self.clock()
+        )
+        await self.broker.publish(exchange, "", wake)
+
+    async def subscribe(self, exchange: str, handler: Callable[[bytes], Awaitable[None]]) -> None:
+        await self.broker.subscribe(exchange, handler)
 
 
 @dataclass
@@ -78,6 +159,13 @@ class Service:
     def reload(self) -> dict[str, object]:
         return reload_config(self.live, self.metrics)
 
+    def links(self, base: str) -> dict[str, str]:
+        """The pages a person, a pharmacy or a counsellor opens, as full URLs."""
+        found = {f"channel {cid}": base + path for cid, path in page_channels(self.app).items()}
+        if self.desk is not None:
+            found["desk"] = base + "/desk/"
+        return found
+
 
 def build_service(
     settings: Settings, config: Config | None = None, roles: frozenset[str] = frozenset(ROLES)
@@ -85,7 +173,8 @@ def build_service(
     unknown = roles - set(ROLES)
     if unknown or not roles:
         raise ValueError(f"roles must be among {', '.join(ROLES)}")
-    config = config or load_config(settings.config_dir)
+    registered = kinds()
+    config = config or loader.load_config(settings.config_dir, registered)
     metrics = Metrics()
     if settings.secret_key is None:
         log.warning(
@@ -96,36 +185,40 @@ def build_service(
     keyring = Keyring(settings.secret_key or Keyring.generate_secret())
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
-    live = LiveConfig(config)
-    store = Store(settings.database_url)
+    live = LiveConfig(config, registered)
+    store = make_store(settings.database_url)
     clock = make_clock(settings.fake_time)
     router = Router(config, broker, store, metrics, clock) if "router" in roles else None
     if router is not None:
         live.subscribe(router.reconfigure)
-    outbound = Outbound(live, broker, store, keyring, metrics) if "outbound" in roles else None
+    outbound = Outbound(live, broker, store, keyring, metrics, registered) if "outbound" in roles else None
     unknown_teams = set(settings.desk_teams) - set(config.team_codes)
     if unknown_teams:
         raise ValueError(f"GATEWAY_DESK_TEAMS names unknown teams: {', '.join(sorted(unknown_teams))}")
+    retention = tuple(kind.forget_before for kind in registered.values())
     # The desk keeps real time, not the schedules' (possibly fake) clock.
-    desk = Desk(live, broker, store, metrics, teams=settings.desk_teams) if "desk" in roles else None
-    readiness = {"database": lambda: store.ready}
-    runtime = Runtime(settings, live, broker, store, ingest, keyring, metrics, clock, "ingest" in roles)
+    desk = (
+        Desk(live, broker, store, metrics, teams=settings.desk_teams, retention_hooks=retention)
+        if "desk" in roles
+        else None
+    )
+    host = KindHost(live, store, broker, ingest, keyring, metrics, clock, settings, "ingest" in roles)
     app = create_app(
         live,
         broker,
         ingest,
         metrics,
+        registered,
         webhooks="ingest" in roles,
-        readiness=readiness,
+        readiness={"database": lambda: store.ready},
         admin_token=settings.admin_token or "",
     )
     if desk is not None:
         add_desk_routes(app, desk, live, keyring, settings.demo_accounts)
+        app[LINKS_KEY]["desk"] = "/desk/"
     topology = topology_for(config)
 
-    monitors: list[asyncio.Task[None]] = []
-
-    async def start_broker(_: web.Application) -> None:
+    async def warnings(_: web.Application) -> AsyncIterator[None]:
         if isinstance(broker, EmbeddedBroker):
             log.warning(
                 "embedded_broker",
@@ -142,40 +235,65 @@ def build_service(
                 detail="GATEWAY_DATABASE_URL is not set: shared state (router, outbound, web chat "
                 "sessions) lives in an in-memory SQLite database and is lost on restart",
             )
-        await store.start()
-        await broker.start(topology, declare=settings.declare_topology)
-        for name in registry.names():
-            kind = registry.find(name)
-            if kind is not None:
-                await kind.attach(runtime)
-        if router is not None:
-            await router.start()
-            durable = [queue.name for queue in topology.queues]
-            monitors.append(asyncio.create_task(watch_queue_depths(broker, durable, metrics)))
-        if outbound is not None:
-            await outbound.start()
-        if desk is not None:
-            if settings.demo_accounts:
-                log.warning(
-                    "demo_accounts",
-                    detail="GATEWAY_DEMO_ACCOUNTS is on: DEMO counsellors demo-zob and demo-landelijk can "
-                    "sign in to the desk with a published password. Never in production.",
-                )
-            await desk.start()
-        log.info("roles", roles=sorted(roles))
+        yield
 
-    async def close_broker(_: web.Application) -> None:
-        for monitor in monitors:
-            monitor.cancel()
-        if desk is not None:
-            await desk.close()
-        await broker.close()
-        if outbound is not None:
-            await outbound.close()
+    async def database(_: web.Application) -> AsyncIterator[None]:
+        await store.start()
+        yield
         await store.close()
 
-    app.on_startup.append(start_broker)
-    app.on_cleanup.append(close_broker)
+    async def message_broker(_: web.Application) -> AsyncIterator[None]:
+        await broker.start(topology, declare=settings.declare_topology)
+        yield
+        await broker.close()
+
+    async def provider_clients(_: web.Application) -> AsyncIterator[None]:
+        yield  # closed after the broker, so no reply is being sent through a closed client
+        for kind in registered.values():
+            await kind.close()
+
+    async def channel_kinds(_: web.Application) -> AsyncIterator[None]:
+        for kind in registered.values():
+            await kind.attach(host)
+        yield
+
+    async def router_role(_: web.Application) -> AsyncIterator[None]:
+        assert router is not None
+        await router.start()
+        durable = [queue.name for queue in topology.queues]
+        monitor = asyncio.create_task(watch_queue_depths(broker, durable, metrics))
+        yield
+        monitor.cancel()
+
+    async def outbound_role(_: web.Application) -> AsyncIterator[None]:
+        assert outbound is not None
+        await outbound.start()
+        yield
+
+    async def desk_role(_: web.Application) -> AsyncIterator[None]:
+        assert desk is not None
+        if settings.demo_accounts:
+            log.warning(
+                "demo_accounts",
+                detail="GATEWAY_DEMO_ACCOUNTS is on: DEMO counsellors demo-zob and demo-landelijk can "
+                "sign in to the desk with a published password. Never in production.",
+            )
+        await desk.start()
+        yield
+        await desk.close()
+
+    async def announce(_: web.Application) -> AsyncIterator[None]:
+        log.info("roles", roles=sorted(roles))
+        yield
+
+    app.cleanup_ctx.extend([warnings, database, provider_clients, message_broker, channel_kinds])
+    # Closing runs in reverse: the desk stops its loops before the broker and the store close.
+    app.cleanup_ctx.extend(
+        ctx
+        for ctx, wanted in ((router_role, router), (outbound_role, outbound), (desk_role, desk))
+        if wanted is not None
+    )
+    app.cleanup_ctx.append(announce)
     for warning in config.warnings:
         log.warning("config_warning", detail=warning)
     return Service(settings, live, metrics, broker, app, frozenset(roles), store, router, outbound, desk)
@@ -198,6 +316,12 @@ async def serve(service: Service, host: str, port: int) -> None:
         broker=service.broker.description,
         channels=len(service.config.channels),
     )
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - naming, not binding
+    links = service.links(f"http://{shown}:{port}")
+    log.info("pages", **links)  # the URLs hold channel ids only
+    if sys.stdout.isatty():  # a person trying it out: the same, readable
+        for name, url in links.items():
+            print(f"  {name:<40} {url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

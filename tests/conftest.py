@@ -23,11 +23,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from bench._harness import as_admin
-from gateway.config import Config, load_config
-from gateway.probe import wait_until_ready
-from gateway.service import Service, build_service, topology_for
-from gateway.settings import Settings
+from gateway.config.models import Config
+from gateway.service import Service, build_service, load_config, topology_for
+from gateway.support.settings import Settings
+from tests.support.harness import as_admin
+from tests.support.probe import wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "config"
@@ -281,7 +281,7 @@ async def queue_depths(url: str, queues: list[str]) -> dict[str, int]:
 
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_structured_logs() -> None:
-    from gateway.logs import configure_logging
+    from gateway.support.logs import configure_logging
 
     configure_logging("INFO")
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.envelope import SCHEMA_VERSION, Envelope, envelope_id
-from gateway.keys import Keyring
+from gateway.domain.envelope import SCHEMA_VERSION, Envelope, envelope_id
+from gateway.support.keys import Keyring
 from tests.conftest import (
     HTTP_JSON_CHANNEL,
     TEST_SECRET,

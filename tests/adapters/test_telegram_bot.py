@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.envelope import Envelope, envelope_id
-from gateway.keys import Keyring
+from gateway.domain.envelope import Envelope, envelope_id
+from gateway.support.keys import Keyring
 from tests.conftest import (
     TELEGRAM_BOT_TOKEN,
     TELEGRAM_CHANNEL,

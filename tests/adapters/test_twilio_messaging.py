@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-from gateway.envelope import Envelope, envelope_id
-from gateway.keys import Keyring
+from gateway.domain.envelope import Envelope, envelope_id
+from gateway.support.keys import Keyring
 from tests.conftest import (
     SMS_CHANNEL,
     TEST_SECRET,

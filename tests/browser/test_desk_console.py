@@ -12,7 +12,7 @@ import pytest
 import yaml
 from playwright.async_api import Browser, Page, expect
 
-from gateway.config import load_config
+from gateway.service import load_config
 from tests.browser.conftest import OPEN_MONDAY, browser_config, screenshot, serious_accessibility_violations
 from tests.conftest import ServiceProcess, clean_state
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from gateway.config import load_config
-from gateway.envelope import Envelope, Urgency
-from gateway.keys import Keyring
+from gateway.domain.envelope import Envelope, Urgency
+from gateway.service import load_config
+from gateway.support.keys import Keyring
 from tests.browser.conftest import (
     OPEN_MONDAY,
     PHARMACY_ID,

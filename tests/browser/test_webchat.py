@@ -17,8 +17,8 @@ import pytest
 from aiohttp import ClientSession, WSMsgType, WSServerHandshakeError, web
 from playwright.async_api import Browser, Page, expect
 
-from gateway.config import load_config
-from gateway.envelope import ChannelRef, Envelope, OutboundMessage
+from gateway.domain.envelope import ChannelRef, Envelope, OutboundMessage
+from gateway.service import load_config
 from tests.browser.conftest import (
     CLOSED_SATURDAY,
     OPEN_MONDAY,

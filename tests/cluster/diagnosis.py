@@ -16,8 +16,8 @@ from pathlib import Path
 import aio_pika
 import aiohttp
 
-from bench.traffic import MARKER
 from scripts.rabbitmq_cluster import Cluster, ClusterError
+from tests.support.traffic import MARKER
 
 QUEUE_COLUMNS = (
     "name", "type", "leader", "members", "online", "messages", "messages_ready",

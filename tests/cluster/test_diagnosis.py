@@ -5,8 +5,8 @@ from __future__ import annotations
 import aio_pika
 import pytest
 
-from bench.traffic import MixedTraffic
 from tests.cluster.diagnosis import classify, locate
+from tests.support.traffic import MixedTraffic
 
 pytestmark = pytest.mark.broker
 

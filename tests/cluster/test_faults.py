@@ -19,8 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from bench._harness import metric_total
-from bench.traffic import (
+from gateway.service import load_config, topology_for
+from scripts.rabbitmq_cluster import Cluster
+from tests.cluster.conftest import PUBLISH_TIMEOUT, REPORTS, fault_config, queue_table
+from tests.cluster.diagnosis import explain_missing, roles_view
+from tests.conftest import ServiceProcess, clean_state
+from tests.support.harness import metric_total
+from tests.support.traffic import (
     SECRETS,
     Load,
     MixedTraffic,
@@ -32,12 +37,6 @@ from bench.traffic import (
     tally,
     watch_readiness,
 )
-from gateway.config import load_config
-from gateway.service import topology_for
-from scripts.rabbitmq_cluster import Cluster
-from tests.cluster.conftest import PUBLISH_TIMEOUT, REPORTS, fault_config, queue_table
-from tests.cluster.diagnosis import explain_missing, roles_view
-from tests.conftest import ServiceProcess, clean_state
 
 pytestmark = [pytest.mark.broker, pytest.mark.cluster]
 

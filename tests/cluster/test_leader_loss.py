@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from gateway.broker import AmqpBroker, BatchOutcome, Delivery, Message, Publish
-from gateway.metrics import Metrics
-from gateway.topology import Queue, Topology
+from gateway.broker.amqp import AmqpBroker
+from gateway.broker.base import BatchOutcome, Delivery, Message, Publish
+from gateway.domain.topology import Queue, Topology
+from gateway.support.metrics import Metrics
 from scripts.rabbitmq_cluster import Cluster
 from tests.conftest import drain
 

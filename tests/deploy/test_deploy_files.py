@@ -10,8 +10,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
-from gateway.config import load_config
-from gateway.permissions import role_permissions
+from gateway.broker.permissions import role_permissions
+from gateway.service import load_config
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 
 DEPLOY = ROOT / "deploy"

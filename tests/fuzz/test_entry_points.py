@@ -39,11 +39,10 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from gateway.config import load_config
-from gateway.envelope import ChannelRef, Envelope
-from gateway.logs import configure_logging
-from gateway.passwords import hash_password
-from gateway.service import build_service, topology_for
+from gateway.domain.envelope import ChannelRef, Envelope
+from gateway.service import build_service, load_config, topology_for
+from gateway.support.logs import configure_logging
+from gateway.support.passwords import hash_password
 from tests.conftest import (
     EXAMPLE_CONFIG,
     EXAMPLE_SECRETS,
@@ -577,7 +576,7 @@ def test_desk_api(target: Target) -> None:
             channel=ChannelRef(kind="http-json", instance="http-json-zuidoost-brabant"),
             received_at=datetime.now(UTC), text="hallo", sender="p", reply_handle="g1.x",
         )  # fmt: skip
-        assert await target.service.desk.store_envelope(envelope, "zuidoost-brabant")
+        assert (await target.service.desk.store_envelopes([(envelope, "zuidoost-brabant")]))[0]
         async with target.http(
             "POST", "/api/v1/session", json={"counsellor": COUNSELLOR, "password": PASSWORD}
         ) as r:

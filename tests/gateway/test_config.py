@@ -8,7 +8,9 @@ import pytest
 import yaml
 
 from gateway.cli import main
-from gateway.config import ConfigError, LiveConfig, load_config
+from gateway.config.live import LiveConfig
+from gateway.config.loader import ConfigError
+from gateway.service import kinds, load_config
 from tests.conftest import EXAMPLE_CONFIG, TEST_TOKEN, TOKEN_ENV
 
 REQUIRED_CODES = {"zuidoost-brabant", "rotterdam-rijnmond", "amsterdam-amstelland"}
@@ -236,7 +238,7 @@ def test_the_example_provider_channels_exist_with_their_secrets_as_references(co
 def _live(tmp_path: Path) -> tuple[Path, LiveConfig]:
     root = tmp_path / "config"
     shutil.copytree(EXAMPLE_CONFIG, root)
-    return root, LiveConfig(load_config(root))
+    return root, LiveConfig(load_config(root), kinds())
 
 
 def test_a_reload_applies_a_valid_directory_and_tells_the_subscribers(tmp_path: Path, example_env) -> None:

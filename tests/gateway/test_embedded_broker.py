@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.broker import Delivery, Message, Unroutable
-from gateway.embedded_broker import EmbeddedBroker, topic_matches
+from gateway.broker.base import Delivery, Message, Unroutable
+from gateway.broker.embedded import EmbeddedBroker, topic_matches
 from gateway.service import topology_for
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.envelope import (
+from gateway.domain.envelope import (
     SCHEMA_VERSION,
     Attachment,
     ChannelRef,
@@ -20,7 +20,7 @@ from gateway.envelope import (
     envelope_id,
     json_schema,
 )
-from gateway.keys import Keyring, SealError
+from gateway.support.keys import Keyring, SealError
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "envelope-v1.json"
 KEYRING = Keyring("a-secret-for-the-envelope-tests-" + "z" * 16)
@@ -156,14 +156,14 @@ def test_any_text_and_address_round_trip(text: str, provider_id: str, address: s
 
 def test_outbound_schema_file_is_current() -> None:
     """Regenerate with: python -m gateway.envelope outbound > schemas/outbound-v1.json"""
-    from gateway.envelope import OutboundMessage
+    from gateway.domain.envelope import OutboundMessage
 
     path = SCHEMA_FILE.parent / "outbound-v1.json"
     assert json.loads(path.read_text()) == json_schema(OutboundMessage)
 
 
 def test_auto_reply_id_is_one_per_conversation_and_closed_period() -> None:
-    from gateway.envelope import auto_reply_id
+    from gateway.domain.envelope import auto_reply_id
 
     monday = datetime(2025, 11, 24, 8, 0, tzinfo=UTC)
     assert auto_reply_id("c1", monday) == auto_reply_id("c1", monday)

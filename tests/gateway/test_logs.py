@@ -7,7 +7,7 @@ import logging
 import pytest
 import structlog
 
-from gateway.logs import REDACTED, configure_logging, scrub
+from gateway.support.logs import REDACTED, configure_logging, scrub
 
 
 @pytest.mark.parametrize(

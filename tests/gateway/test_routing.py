@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.config import load_config
-from gateway.envelope import Urgency
-from gateway.resolution import RegionIndex, Resolution, resolve_region
-from gateway.routing import auto_reply_text, closed_policy, decide
-from gateway.schedules import ScheduleState
-from gateway.urgency import AcuteDanger, classify, fold
+from gateway.domain.envelope import Urgency
+from gateway.domain.resolution import RegionIndex, Resolution, resolve_region
+from gateway.domain.routing import auto_reply_text, closed_policy, decide
+from gateway.domain.schedules import ScheduleState
+from gateway.domain.urgency import AcuteDanger, classify, fold
+from gateway.service import load_config
 from tests.conftest import EXAMPLE_CONFIG
 
 CONFIG = load_config(EXAMPLE_CONFIG)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.config import load_config
-from gateway.schedules import ResolvedSchedule, resolve, state_at
+from gateway.domain.schedules import ResolvedSchedule, resolve, state_at
+from gateway.service import load_config
 from tests.conftest import EXAMPLE_CONFIG
 
 NL = ZoneInfo("Europe/Amsterdam")

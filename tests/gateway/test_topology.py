@@ -5,8 +5,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.domain.topology import inbound_shard
 from gateway.service import topology_for
-from gateway.topology import inbound_shard
 
 
 def test_every_region_and_the_national_team_has_an_urgent_and_a_normal_queue(config) -> None:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
-from gateway.broker import (
-    AmqpBroker,
+from gateway.broker.amqp import AmqpBroker
+from gateway.broker.base import (
     BatchOutcome,
     BrokerUnavailable,
     ConsumerState,
@@ -23,9 +23,9 @@ from gateway.broker import (
     Unroutable,
     consumers_ready,
 )
-from gateway.metrics import Metrics
-from gateway.queue_monitor import sample_queue_depths
+from gateway.roles.queue_monitor import sample_queue_depths
 from gateway.service import build_service, topology_for
+from gateway.support.metrics import Metrics
 from tests.conftest import (
     EXAMPLE_CONFIG,
     HTTP_JSON_CHANNEL,

@@ -17,7 +17,7 @@ import aiormq
 import pytest
 from yarl import URL
 
-from gateway.broker import declare_topology
+from gateway.broker.amqp import declare_topology
 from gateway.service import topology_for
 from tests.conftest import EXAMPLE_CONFIG, ROOT, ServiceProcess, make_vhost, rabbitmqctl
 

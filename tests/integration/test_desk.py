@@ -19,14 +19,13 @@ import pytest
 import yaml
 from aiohttp import ClientSession, ClientTimeout, CookieJar
 
-from gateway.config import LiveConfig, load_config
-from gateway.desk import Desk
-from gateway.embedded_broker import EmbeddedBroker
-from gateway.envelope import ChannelRef, Envelope, OutboundMessage, Route
-from gateway.metrics import Metrics
-from gateway.passwords import hash_password
-from gateway.service import topology_for
-from gateway.store import Store
+from gateway.broker.embedded import EmbeddedBroker
+from gateway.config.live import LiveConfig
+from gateway.domain.envelope import ChannelRef, Envelope, OutboundMessage, Route
+from gateway.roles.desk import Desk
+from gateway.service import kinds, load_config, make_store, topology_for
+from gateway.support.metrics import Metrics
+from gateway.support.passwords import hash_password
 from tests.conftest import (
     EXAMPLE_CONFIG,
     HTTP_JSON_CHANNEL,
@@ -293,7 +292,7 @@ async def test_a_redelivered_message_is_stored_once(desks) -> None:
 async def test_the_openapi_document_matches_the_real_routes(desks) -> None:
     status, document = await call(desks["a"].base, "GET", "/api/v1/openapi.json", None)
     assert status == 200 and document["openapi"].startswith("3.")
-    from gateway.desk_api import ROUTES
+    from gateway.web.desk_api import ROUTES
 
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
     served = {(m, p) for m, p, _, _ in ROUTES} | {
@@ -320,11 +319,11 @@ async def test_retention_deletes_quiet_conversations(
 ) -> None:
     root = desk_config(tmp_path / "config", password_hash)
     config = load_config(root)
-    store = Store(database_url)
+    store = make_store(database_url)
     await store.start()
     broker = EmbeddedBroker()
     await broker.start(topology_for(config))
-    desk = Desk(LiveConfig(config), broker, store, Metrics())
+    desk = Desk(LiveConfig(config, kinds()), broker, store, Metrics())
     try:
         now = datetime.now(UTC)
         ids = {}
@@ -334,7 +333,7 @@ async def test_retention_deletes_quiet_conversations(
                 channel=ChannelRef(kind="http-json", instance=HTTP_JSON_CHANNEL), region="zuidoost-brabant",
                 received_at=now - timedelta(hours=age_hours), text=name, sender="p", reply_handle="g1.x",
             )  # fmt: skip
-            assert await desk.store_envelope(envelope, "zuidoost-brabant")
+            assert (await desk.store_envelopes([(envelope, "zuidoost-brabant")]))[0]
             ids[name] = envelope.conversation_id
         gone = await desk.forget_before(now - timedelta(hours=config.service.desk.retention_hours))
         assert gone >= 1
@@ -446,13 +445,13 @@ async def test_waiting_gauges_show_unclaimed_conversations_per_team(
     root = desk_config(tmp_path / "config", password_hash)
     config = load_config(root)
     await clean_state_database(database_url)
-    store = Store(database_url)
+    store = make_store(database_url)
     await store.start()
     broker = EmbeddedBroker()
     await broker.start(topology_for(config))
     metrics = Metrics()
     now = datetime.now(UTC)
-    desk = Desk(LiveConfig(config), broker, store, metrics, clock=lambda: now)
+    desk = Desk(LiveConfig(config, kinds()), broker, store, metrics, clock=lambda: now)
     try:
         for minutes in (12, 3):
             envelope = Envelope(
@@ -460,7 +459,7 @@ async def test_waiting_gauges_show_unclaimed_conversations_per_team(
                 channel=ChannelRef(kind="http-json", instance=HTTP_JSON_CHANNEL), region="zuidoost-brabant",
                 received_at=now - timedelta(minutes=minutes), text="t", sender="p", reply_handle="g1.x",
             )  # fmt: skip
-            assert await desk.store_envelope(envelope, "zuidoost-brabant")
+            assert (await desk.store_envelopes([(envelope, "zuidoost-brabant")]))[0]
         await desk.sample_waiting()
         waiting = metrics.registry.get_sample_value
         assert waiting("gateway_desk_waiting_conversations", {"team": "zuidoost-brabant"}) == 2

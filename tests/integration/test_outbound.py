@@ -23,9 +23,9 @@ import yaml
 from aiohttp import ClientSession
 from twilio.request_validator import RequestValidator
 
-from gateway.config import load_config
-from gateway.envelope import Envelope, OutboundMessage
-from gateway.keys import Keyring
+from gateway.domain.envelope import Envelope, OutboundMessage
+from gateway.service import load_config
+from gateway.support.keys import Keyring
 from tests.conftest import (
     EXAMPLE_CONFIG,
     SMS_CHANNEL,
@@ -355,8 +355,8 @@ async def test_an_unreachable_provider_is_retried_then_parked_by_the_delivery_li
 async def test_whatsapp_outside_the_window_sends_the_configured_template(tmp_path, example_env) -> None:
     from dataclasses import replace
 
-    from adapters.base import Outgoing
-    from adapters.twilio_messaging import WhatsApp
+    from adapters.twilio.kind import WhatsApp
+    from gateway.domain.messages import Outgoing
 
     twilio = await FakeProvider("twilio").start()
     adapter = WhatsApp()

@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from gateway.envelope import envelope_id
+from gateway.domain.envelope import envelope_id
 from tests.conftest import (
     HTTP_JSON_CHANNEL,
     TEST_SECRET,

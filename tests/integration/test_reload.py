@@ -18,7 +18,7 @@ import pytest
 from aiohttp import ClientSession
 from twilio.request_validator import RequestValidator
 
-from gateway.config import load_config
+from gateway.service import load_config
 from tests.conftest import (
     EXAMPLE_CONFIG,
     HTTP_JSON_CHANNEL,

@@ -17,11 +17,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench._harness import metric_total
-from gateway.config import load_config
-from gateway.envelope import Envelope, OutboundMessage
-from gateway.router import transfer_publish
-from gateway.service import build_service
+from gateway.domain.envelope import Envelope, OutboundMessage
+from gateway.roles.router import transfer_publish
+from gateway.service import build_service, load_config
 from tests.conftest import (
     EXAMPLE_CONFIG,
     HTTP_JSON_CHANNEL,
@@ -36,6 +34,7 @@ from tests.conftest import (
     settings_for,
     team_queues,
 )
+from tests.support.harness import metric_total
 
 pytestmark = pytest.mark.broker
 
@@ -393,7 +392,7 @@ async def test_unreadable_messages_are_dead_lettered_and_the_rest_still_routed(
 ) -> None:
     from datetime import UTC
 
-    from gateway.broker import Message
+    from gateway.broker.base import Message
 
     service, client = await in_process_service(vhost, database_url, config_dir, OPEN_TIME)
     try:

@@ -1,0 +1,237 @@
+"""`sms` and `whatsapp`: Twilio Programmable Messaging, both ways.
+
+Inbound: Twilio POSTs a form to /channels/{id}/webhook, signed in
+`X-Twilio-Signature` over the URL it called and the form fields. The signature
+is checked with twilio's own `RequestValidator` against the channel's
+`public_url` (the service sits behind a proxy), or the URL as received when none
+is configured. The answer is TwiML: empty, or the channel's `texts.immediate_reply`.
+A form carrying `MessageStatus` is a delivery status callback: counted, never
+published.
+
+Outbound: the `twilio` REST client on its aiohttp-based async HTTP client, with
+the API base URL configurable (`api_base_url`) so tests talk to a local fake.
+WhatsApp allows a free-form reply only within 24 hours of the person's last
+message; outside it the channel's `template_content_sid` is sent instead, or the
+send fails with `whatsapp_window_closed`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Generic, TypeVar
+
+import aiohttp
+from pydantic import Field
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
+from yarl import URL
+
+from adapters.base import ChannelKind
+from adapters.registry import register
+from gateway.config.models import Channel, KindSettings, SecretRef
+from gateway.domain.envelope import MAX_ATTACHMENTS, MAX_TEXT_CHARS
+from gateway.domain.messages import (
+    Accepted,
+    InboundAttachment,
+    InboundMessage,
+    Outgoing,
+    Rejected,
+    Reply,
+    SendFailed,
+    WebhookRequest,
+)
+
+E164 = r"^\+[1-9][0-9]{6,14}$"
+MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+WHATSAPP_PREFIX = "whatsapp:"
+WHATSAPP_WINDOW = timedelta(hours=24)
+DELIVERY_STATUSES = frozenset(
+    {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read",
+     "canceled", "receiving", "received", "partially_delivered"}
+)  # fmt: skip
+# The Retry-After of a 429, carried from the HTTP client to the caller in the same task.
+_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "twilio_retry_after", default=None
+)
+
+
+class _HttpClient(AsyncTwilioHttpClient):
+    """twilio's async client, remembering a 429's Retry-After for the task that asked."""
+
+    async def request(self, *args: Any, **kwargs: Any) -> Response:
+        response = await super().request(*args, **kwargs)
+        if response.status_code == 429:
+            _retry_after.set(_seconds(response.headers.get("Retry-After")))
+        return response
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class TwilioSettings(KindSettings):
+    account_sid: SecretRef
+    auth_token: SecretRef
+    number: str = Field(pattern=E164, description="The channel's own number, E.164 (+31...)")
+    public_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="The webhook URL as Twilio calls it"
+    )
+    api_base_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
+
+
+class WhatsAppSettings(TwilioSettings):
+    template_content_sid: str | None = Field(
+        default=None,
+        pattern=r"^HX[0-9a-fA-F]{32}$",
+        description="Approved template sent when the 24-hour window has closed",
+    )
+
+
+T = TypeVar("T", bound=TwilioSettings)
+
+
+class _Twilio(ChannelKind[T], Generic[T]):
+    prefix: ClassVar[str] = ""
+    quiet_loggers = ("twilio",)  # it formats request data (numbers, bodies) into its INFO lines
+    sensitive_log_keys = frozenset({"profile_name", "wa_id"})
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str, ...], tuple[Client, _HttpClient]] = {}
+
+    # inbound
+
+    def verify(self, channel: Channel[T], request: WebhookRequest) -> None:
+        signature = request.headers.get("X-Twilio-Signature")
+        if not signature:
+            raise Rejected(403, "missing_signature", "X-Twilio-Signature is required")
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+        validator = RequestValidator(channel.secrets["auth_token"])
+        if not validator.validate(self._signed_url(channel, request), request.form, signature, algorithm):
+            raise Rejected(403, "wrong_signature", "X-Twilio-Signature does not match")
+
+    @staticmethod
+    def _signed_url(channel: Channel[T], request: WebhookRequest) -> str:
+        public = channel.settings.public_url
+        if public is None:
+            return request.url
+        received = URL(request.url)
+        if received.raw_query_string and "?" not in public:
+            return f"{public}?{received.raw_query_string}"
+        return public
+
+    def parse(self, channel: Channel[T], request: WebhookRequest) -> Accepted:
+        form = request.form
+        empty = Reply(status=200, body=str(MessagingResponse()).encode(), content_type="text/xml")
+        if "MessageStatus" in form:
+            status = form["MessageStatus"].lower()
+            return Accepted((), empty, delivery_status=status if status in DELIVERY_STATUSES else "other")
+        problems: list[tuple[str, str]] = []
+        sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
+        if not MESSAGE_SID.match(sid):
+            problems.append(("MessageSid", "missing or not a Twilio message SID"))
+        sender = form.get("From", "")
+        if not sender or sender.startswith(WHATSAPP_PREFIX) != bool(self.prefix):
+            problems.append(("From", f"missing or not a {self.name} address"))
+        text = form.get("Body", "")
+        if len(text) > MAX_TEXT_CHARS:
+            problems.append(("Body", f"longer than {MAX_TEXT_CHARS} characters"))
+        attachments = self._media(form, problems)
+        if problems:
+            raise Rejected(422, "invalid_message", "the form is not a valid Twilio message", tuple(problems))
+        message = InboundMessage(provider_message_id=sid, address=sender, text=text, attachments=attachments)
+        immediate = channel.texts.get("immediate_reply")
+        if immediate:
+            twiml = MessagingResponse()
+            twiml.message(immediate)
+            return Accepted((message,), Reply(200, str(twiml).encode(), "text/xml"))
+        return Accepted((message,), empty)
+
+    @staticmethod
+    def _media(form: Any, problems: list[tuple[str, str]]) -> tuple[InboundAttachment, ...]:
+        raw = form.get("NumMedia", "0") or "0"
+        if not raw.isdigit() or int(raw) > MAX_ATTACHMENTS:
+            problems.append(("NumMedia", f"not a number from 0 to {MAX_ATTACHMENTS}"))
+            return ()
+        media = []
+        for n in range(int(raw)):
+            url, content_type = form.get(f"MediaUrl{n}", ""), form.get(f"MediaContentType{n}", "")
+            if (
+                not url.startswith(("https://", "http://"))
+                or len(url) > 2048
+                or not 0 < len(content_type) < 256
+            ):
+                problems.append((f"MediaUrl{n}", "missing, or its MediaContentType is"))
+                continue
+            media.append(InboundAttachment(content_type=content_type, url=url))
+        return tuple(media)
+
+    # outbound
+
+    def _client(self, channel: Channel[T]) -> Client:
+        settings = channel.settings
+        secrets = channel.secrets
+        key = (channel.id, secrets["account_sid"], secrets["auth_token"], settings.api_base_url)
+        if key not in self._clients:
+            http = _HttpClient()
+            client = Client(channel.secrets["account_sid"], channel.secrets["auth_token"], http_client=http)
+            client.api.base_url = settings.api_base_url.rstrip("/")
+            self._clients[key] = (client, http)
+        return self._clients[key][0]
+
+    def _content(self, channel: Channel[T], outgoing: Outgoing) -> dict[str, str]:
+        return {"body": outgoing.text}
+
+    async def send(self, channel: Channel[T], outgoing: Outgoing) -> str:
+        content = self._content(channel, outgoing)
+        sender = self.prefix + channel.settings.number
+        _retry_after.set(None)
+        try:
+            message = await self._client(channel).messages.create_async(
+                to=outgoing.address, from_=sender, **content
+            )
+        except TwilioRestException as exc:
+            if exc.status == 429:
+                raise SendFailed("twilio-http-429", permanent=False, retry_after=_retry_after.get()) from None
+            if exc.status >= 500:
+                raise SendFailed(f"twilio-http-{exc.status}", permanent=False) from None
+            reason = f"twilio-{exc.code}" if exc.code else f"twilio-http-{exc.status}"
+            raise SendFailed(reason, permanent=True) from None
+        except (aiohttp.ClientError, ConnectionError):
+            raise SendFailed("connection_error", permanent=False) from None
+        return str(message.sid)
+
+    async def close(self) -> None:
+        clients, self._clients = self._clients, {}
+        for _, http in clients.values():
+            await http.close()
+
+
+@register
+class Sms(_Twilio[TwilioSettings]):
+    name = "sms"
+    settings_model = TwilioSettings
+
+
+@register
+class WhatsApp(_Twilio[WhatsAppSettings]):
+    name = "whatsapp"
+    settings_model = WhatsAppSettings
+    prefix = WHATSAPP_PREFIX
+
+    def _content(self, channel: Channel[WhatsAppSettings], outgoing: Outgoing) -> dict[str, str]:
+        last = outgoing.last_inbound_at
+        if last is not None and datetime.now(UTC) - last <= WHATSAPP_WINDOW:
+            return {"body": outgoing.text}
+        template = channel.settings.template_content_sid
+        if template is None:
+            raise SendFailed("whatsapp_window_closed", permanent=True)
+        return {"content_sid": template}

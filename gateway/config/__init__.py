@@ -1,0 +1,1 @@
+"""Configuration: its types (`models`), reading it (`loader`) and the one in force (`live`)."""

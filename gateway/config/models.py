@@ -1,0 +1,263 @@
+"""The configuration's types: regions, schedules, channel instances and service
+settings, as validated pydantic models. Pure data, no I/O: `loader` reads them
+from a configuration directory, `live` keeps the one in force.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+CODE_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"  # region codes, channel ids, counsellor ids
+NATIONAL = "national"
+ENV_REF = re.compile(r"^\$\{([A-Z][A-Z0-9_]*)\}$")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+HolidayName = Literal[
+    "new_years_day",
+    "good_friday",
+    "easter_sunday",
+    "easter_monday",
+    "kings_day",
+    "liberation_day",
+    "liberation_day_lustrum",
+    "ascension_day",
+    "whit_sunday",
+    "whit_monday",
+    "christmas_day",
+    "boxing_day",
+]
+HOLIDAYS: tuple[HolidayName, ...] = get_args(HolidayName)
+HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
+
+
+def _env_reference(value: str) -> str:
+    if not ENV_REF.match(value):
+        raise ValueError("credentials must be an environment reference like ${NAME}, not a value")
+    return value
+
+
+SecretRef = Annotated[str, AfterValidator(_env_reference)]
+Code = Annotated[str, Field(pattern=CODE_PATTERN, max_length=80)]
+
+
+def _hours(value: str) -> str:
+    match = HOURS.match(value)
+    if not match:
+        raise ValueError("opening hours are written HH:MM-HH:MM, for example 09:00-17:00")
+    start = int(match[1]) * 60 + int(match[2])
+    end = int(match[3]) * 60 + int(match[4])
+    if end > 24 * 60 or end <= start:
+        raise ValueError("an opening period must end after it starts, at 24:00 at the latest")
+    return value
+
+
+Hours = Annotated[str, AfterValidator(_hours)]
+WeeklyHours = dict[Weekday, list[Hours]]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScheduleException(_Model):
+    name: str = Field(max_length=80)
+    start: date
+    end: date = Field(description="inclusive")
+    weekly: WeeklyHours | None = Field(
+        default=None, description="hours on these days instead; omitted weekdays keep theirs"
+    )
+    closed: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScheduleException:
+        if self.end < self.start:
+            raise ValueError("end comes before start")
+        if self.closed and self.weekly:
+            raise ValueError("an exception is either closed or has hours, not both")
+        return self
+
+
+class Schedule(_Model):
+    description: str = ""
+    extends: str | None = None
+    always_open: bool = False
+    weekly: WeeklyHours = Field(default_factory=dict)
+    closed_holidays: list[HolidayName] | None = None
+    exceptions: list[ScheduleException] = Field(default_factory=list)
+
+
+class SchedulesFile(_Model):
+    schedules: dict[Code, Schedule]
+
+
+Policy = Literal["hold", "overflow"]
+_HOLD_BY_DEFAULT: dict[str, Policy] = {"default": "hold"}
+
+
+class Region(_Model):
+    code: Code
+    name: str = Field(min_length=1, max_length=120)
+    schedule: Code
+    closed_policy: dict[str, Policy] = Field(
+        default_factory=dict, description="per channel kind, or 'default'; overrides routing.yaml"
+    )
+    municipalities: list[str] = Field(default_factory=list)
+    postcode_ranges: list[Annotated[str, Field(pattern=r"^[1-9][0-9]{3}-[1-9][0-9]{3}$")]] = Field(
+        default_factory=list
+    )
+
+
+class NationalTeam(_Model):
+    name: str
+    schedule: Code
+
+
+class RegionsFile(_Model):
+    national: NationalTeam
+    regions: list[Region]
+
+
+class RoutingFile(_Model):
+    closed_policy: dict[str, Policy] = Field(default_factory=lambda: _HOLD_BY_DEFAULT.copy())
+    acute_phrases: list[Annotated[str, Field(min_length=2, max_length=80)]] = Field(default_factory=list)
+    acute_always_national: list[str] = Field(
+        default_factory=list, description="Channel kinds whose acute danger goes to the national team at once"
+    )
+    auto_reply: dict[Literal["nl", "en"], Annotated[str, Field(min_length=10, max_length=1000)]]
+
+    @model_validator(mode="after")
+    def _complete(self) -> RoutingFile:
+        if "default" not in self.closed_policy:
+            raise ValueError("closed_policy needs a 'default'")
+        if set(self.auto_reply) != {"nl", "en"}:
+            raise ValueError("auto_reply needs both 'nl' and 'en'")
+        for language, text in self.auto_reply.items():
+            if "{next_open}" not in text:
+                raise ValueError(f"auto_reply.{language} must name {{next_open}}")
+        return self
+
+
+class BrokerSettings(_Model):
+    inbound_shards: int = Field(default=4, ge=1, le=64)
+    delivery_limit: int = Field(default=5, ge=1, le=100)
+    publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class HttpSettings(_Model):
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+
+
+class DeskSettings(_Model):
+    retention_hours: float = Field(
+        default=720,
+        gt=0,
+        le=24 * 366,
+        description="A conversation quiet this long is deleted, transcript and all",
+    )
+    session_minutes: int = Field(default=600, ge=5, le=1440, description="A counsellor stays signed in")
+    secure_cookies: bool = Field(default=True, description="false only for plain-HTTP trials")
+
+
+class Counsellor(_Model):
+    id: Code
+    name: str = Field(min_length=1, max_length=120)
+    team: Code = Field(description="A region code, or national")
+    password_hash: str = Field(description="From `gateway hash-password`")
+
+
+class CounsellorsFile(_Model):
+    counsellors: list[Counsellor] = Field(default_factory=list)
+
+
+class OutboundSettings(_Model):
+    send_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="One provider call")
+    attempts: int = Field(default=5, ge=1, le=20, description="Provider calls per delivery, at most")
+    max_backoff_seconds: float = Field(default=30.0, gt=0, le=600)
+    concurrency: int = Field(default=32, ge=1, le=1000, description="Replies in flight per process")
+
+
+class ServiceSettings(_Model):
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    desk: DeskSettings = Field(default_factory=DeskSettings)
+
+
+class ChannelFile(_Model):
+    id: Code
+    kind: str
+    region: Code | None = Field(
+        default=None, description="The region this instance serves; null lets the router resolve"
+    )
+    language: Literal["nl", "en"] = "nl"
+    description: str = ""
+    auto_reply: bool = Field(
+        default=True, description="false: never send an after-hours auto-reply (someone else may read)"
+    )
+    texts: dict[str, str] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class KindSettings(BaseModel):
+    """Base for a channel kind's `settings:` block; credentials are `SecretRef` fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+S = TypeVar("S", bound=KindSettings, covariant=True)
+
+
+@dataclass(frozen=True)
+class Channel(Generic[S]):
+    """A channel instance, validated and with its credentials looked up; `settings` is
+    its kind's own settings model."""
+
+    id: str
+    kind: str
+    region: str | None
+    language: str
+    texts: dict[str, str]
+    settings: S
+    secrets: dict[str, str]
+    missing_secrets: tuple[str, ...]
+    source: Path
+    auto_reply: bool = True
+
+    @property
+    def usable(self) -> bool:
+        return not self.missing_secrets
+
+
+class KindSchema(Protocol):
+    """What loading the configuration needs of a channel kind: its name, its settings
+    model and the checks that need the rest of the configuration."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[KindSettings]]
+
+    def check(self, settings: Any, regions: dict[str, Region]) -> list[tuple[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class Config:
+    directory: Path
+    service: ServiceSettings
+    national: NationalTeam
+    regions: dict[str, Region]
+    schedules: dict[str, Schedule]
+    channels: dict[str, Channel[KindSettings]]
+    routing: RoutingFile
+    warnings: tuple[str, ...] = field(default=())
+    counsellors: dict[str, Counsellor] = field(default_factory=dict)
+
+    @property
+    def team_codes(self) -> list[str]:
+        """Every code that owns region queues: the regions and the national team."""
+        return [*self.regions, NATIONAL]

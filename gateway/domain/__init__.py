@@ -1,0 +1,1 @@
+"""Types and pure decisions: no I/O, no broker, store or web."""

@@ -1,0 +1,1 @@
+"""The roles a process runs: ingest, router, outbound, desk (and the queue monitor)."""

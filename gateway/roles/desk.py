@@ -1,0 +1,448 @@
+"""The desk role: the region queues in, conversations and transcripts in the store.
+
+Each team's `.urgent` and `.normal` queues are consumed; a message is stored (its
+conversation created or brought up to date) in one database transaction and
+acked only after that commit. The envelope id is the message's primary key, so
+a redelivered message (a desk killed between commit and ack, a webhook retried
+through another process) is stored once. Counsellors then list, claim, reply to,
+transfer and close conversations through `Desk`, which the JSON API and the
+console share; every action is checked against the counsellor's team.
+
+A conversation belongs to the team it was first routed to until a counsellor
+transfers it; the router learns of the transfer in order with the
+conversation's messages (`transfer_publish`), so later messages follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+import structlog
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gateway.broker.base import Broker, Delivery, Message
+from gateway.config.live import LiveConfig
+from gateway.config.models import NATIONAL
+from gateway.domain.envelope import OUTBOUND_SCHEMA_VERSION, ChannelRef, Envelope, OutboundMessage, Urgency
+from gateway.domain.messages import PublishError, Rejected
+from gateway.domain.topology import DESK_EXCHANGE, OUTBOUND_EXCHANGE, region_queue
+from gateway.roles.router import transfer_publish
+from gateway.store.database import Store, insert_for
+from gateway.store.tables import (
+    auto_replies,
+    conversation_regions,
+    desk_conversations,
+    desk_messages,
+    sent_replies,
+)
+from gateway.support.batching import GroupCommit
+from gateway.support.clock import as_utc
+from gateway.support.metrics import Metrics
+
+log = structlog.get_logger("gateway.desk")
+
+WAITING, CLAIMED, CLOSED = "waiting", "claimed", "closed"
+# A channel kind's own retention, run in the desk's retention transaction with its cutoff.
+RetentionHook = Callable[[AsyncConnection, datetime], Awaitable[None]]
+RETENTION_EVERY_SECONDS = 300.0
+GAUGES_EVERY_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    conversation_id: str
+    team: str
+    channel_kind: str
+    status: str
+    urgent: bool
+    after_hours: bool
+    claimed_by: str | None
+    waiting_since: datetime
+    last_activity_at: datetime
+
+
+@dataclass(frozen=True)
+class Entry:
+    message_id: str
+    direction: str  # "in" from the person, "out" to the person, "note" (a transfer)
+    author: str | None
+    text: str
+    attachments: list[dict[str, object]]
+    at: datetime
+
+
+class Desk:
+    def __init__(
+        self,
+        live: LiveConfig,
+        broker: Broker,
+        store: Store,
+        metrics: Metrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        teams: tuple[str, ...] = (),
+        retention_hooks: tuple[RetentionHook, ...] = (),
+    ) -> None:
+        self._retention_hooks = retention_hooks
+        self._teams = teams  # the teams whose queues this process consumes; () for all
+        self._live = live
+        self._broker = broker
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._listeners: set[Callable[[str, str], Awaitable[None] | None]] = set()
+        self._retention: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
+        # Messages arriving together share one transaction (and one commit).
+        self._store_together = GroupCommit(self.store_envelopes)
+
+    # the role
+
+    async def start(self) -> None:
+        await self._broker.subscribe(DESK_EXCHANGE, self._notified)
+        for team in self._teams or self._live.current.team_codes:
+            for priority in ("urgent", "normal"):  # urgent first: attached first, larger prefetch
+                await self._broker.consume(
+                    region_queue(team, priority), self.handle, prefetch=64 if priority == "urgent" else 32
+                )
+        self._retention = asyncio.create_task(self._retention_loop())
+        self._gauges = asyncio.create_task(self._gauges_loop())
+
+    async def close(self) -> None:
+        for task in (self._retention, self._gauges):
+            if task is not None:
+                task.cancel()
+
+    def listen(self, callback: Callable[[str, str], Awaitable[None] | None]) -> Callable[[], None]:
+        """`callback(team, conversation_id)` after any change in this process; returns an unsubscribe."""
+        self._listeners.add(callback)
+        return lambda: self._listeners.discard(callback)
+
+    async def _changed(self, team: str, conversation_id: str) -> None:
+        """Tell every desk process (consoles on any of them update live)."""
+        body = orjson.dumps({"team": team, "conversation": conversation_id})
+        wake = Message(body, str(uuid.uuid4()), conversation_id, "gateway.desk.changed.v1", self._clock())
+        try:
+            await self._broker.publish(DESK_EXCHANGE, "", wake)
+        except PublishError:
+            await self._notified(body)  # no broker to carry it: at least this process's consoles
+
+    async def _notified(self, body: bytes) -> None:
+        try:
+            data = orjson.loads(body)
+            team, conversation_id = str(data["team"]), str(data["conversation"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        for callback in list(self._listeners):
+            result = callback(team, conversation_id)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def handle(self, delivery: Delivery) -> None:
+        try:
+            envelope = Envelope.from_json(delivery.message.body)
+        except ValidationError:
+            log.error("unreadable_message", message_id=delivery.message.message_id)
+            self._metrics.unreadable.inc()
+            await delivery.reject(requeue=False)
+            return
+        team = envelope.route.queue.split(".")[2] if envelope.route else (envelope.region or NATIONAL)
+        stored = await self._store_together((envelope, team))
+        await delivery.ack()  # after the commit: a crash before this redelivers, and the key drops it
+        if stored:
+            await self._changed(team, envelope.conversation_id)
+
+    async def store_envelopes(self, items: list[tuple[Envelope, str]]) -> list[bool]:
+        """Store messages and their conversations in one transaction; per message, whether
+        it was new."""
+        async with self._store.transaction() as connection:
+            return [await self._store_one(connection, envelope, team) for envelope, team in items]
+
+    async def _store_one(self, connection: AsyncConnection, envelope: Envelope, team: str) -> bool:
+        at = envelope.received_at
+        attachments = orjson.dumps([a.model_dump() for a in envelope.attachments]).decode()
+        insert = insert_for(self._store.engine.dialect.name)
+        new = await connection.execute(
+            insert(desk_messages)
+            .values(
+                message_id=envelope.id,
+                conversation_id=envelope.conversation_id,
+                direction="in",
+                text=envelope.text,
+                attachments=attachments,
+                at=at,
+            )
+            .on_conflict_do_nothing()
+        )
+        if new.rowcount != 1:
+            return False
+        urgent = envelope.urgency in (Urgency.HIGH, Urgency.ACUTE)
+        after_hours = bool(envelope.route and envelope.route.after_hours)
+        table = desk_conversations
+        statement = insert(table).values(
+            conversation_id=envelope.conversation_id,
+            team=team,
+            channel_kind=envelope.channel.kind,
+            channel_instance=envelope.channel.instance,
+            status=WAITING,
+            urgent=urgent,
+            after_hours=after_hours,
+            reply_handle=envelope.reply_handle,
+            waiting_since=at,
+            last_activity_at=at,
+        )
+        reopened = sa.case((table.c.status == CLOSED, WAITING), else_=table.c.status)
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.conversation_id],
+                set_={
+                    # the newest handle: WhatsApp's 24 hours count from the last message
+                    "reply_handle": statement.excluded.reply_handle,
+                    "last_activity_at": statement.excluded.last_activity_at,
+                    "urgent": table.c.urgent | statement.excluded.urgent,
+                    "after_hours": statement.excluded.after_hours,
+                    "waiting_since": sa.case(
+                        (table.c.status == CLOSED, statement.excluded.waiting_since),
+                        else_=table.c.waiting_since,
+                    ),
+                    "claimed_by": sa.case((table.c.status == CLOSED, None), else_=table.c.claimed_by),
+                    "status": reopened,
+                },
+            )
+        )
+        return True
+
+    # what counsellors do
+
+    async def conversations(self, team: str, *, include_closed: bool = False) -> list[Summary]:
+        """The team's conversations across all channels: urgent first, then the longest waiting."""
+        table = desk_conversations
+        query = sa.select(table).where(table.c.team == team)
+        if not include_closed:
+            query = query.where(table.c.status != CLOSED)
+        query = query.order_by(table.c.urgent.desc(), table.c.waiting_since.asc())
+        async with self._store.reading() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_summary(row) for row in rows]
+
+    async def _own(self, conversation_id: str, team: str) -> sa.Row[Any]:
+        async with self._store.reading() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(desk_conversations).where(
+                        desk_conversations.c.conversation_id == conversation_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise Rejected(404, "unknown_conversation", "no conversation with this id")
+        if row.team != team:
+            raise Rejected(403, "other_team", "this conversation belongs to another team")
+        return row
+
+    async def conversation(self, conversation_id: str, team: str) -> tuple[Summary, list[Entry]]:
+        row = await self._own(conversation_id, team)
+        async with self._store.reading() as connection:
+            entries = (
+                await connection.execute(
+                    sa.select(desk_messages)
+                    .where(desk_messages.c.conversation_id == conversation_id)
+                    .order_by(desk_messages.c.at, desk_messages.c.message_id)
+                )
+            ).all()
+        return _summary(row), [
+            Entry(e.message_id, e.direction, e.author, e.text, orjson.loads(e.attachments), as_utc(e.at))
+            for e in entries
+        ]
+
+    async def claim(self, conversation_id: str, counsellor: str, team: str) -> Summary:
+        await self._own(conversation_id, team)
+        table = desk_conversations
+        async with self._store.transaction() as connection:
+            won = await connection.execute(
+                sa.update(table)
+                .where(
+                    table.c.conversation_id == conversation_id,
+                    table.c.team == team,
+                    table.c.status == WAITING,
+                )
+                .values(status=CLAIMED, claimed_by=counsellor)
+            )
+        row = await self._own(conversation_id, team)
+        if won.rowcount != 1 and row.claimed_by != counsellor:
+            raise _taken(row.claimed_by)
+        await self._changed(team, conversation_id)
+        return _summary(row)
+
+    async def reply(self, conversation_id: str, counsellor: str, team: str, text: str) -> str:
+        row = await self._own(conversation_id, team)
+        if row.status != CLAIMED or row.claimed_by != counsellor:
+            raise Rejected(409, "not_claimed", "claim the conversation before replying")
+        now = self._clock()
+        reply = OutboundMessage(
+            id=str(uuid.uuid4()),
+            conversation_id=conversation_id,
+            channel=ChannelRef(kind=row.channel_kind, instance=row.channel_instance),
+            reply_handle=row.reply_handle,
+            text=text,
+            origin="counsellor",
+            created_at=now,
+        )
+        message = Message(
+            body=reply.to_json(),
+            message_id=reply.id,
+            correlation_id=conversation_id,
+            type=OUTBOUND_SCHEMA_VERSION,
+            timestamp=now,
+        )
+        await self._broker.publish(OUTBOUND_EXCHANGE, f"{row.channel_kind}.{row.channel_instance}", message)
+        async with self._store.transaction() as connection:
+            await connection.execute(
+                sa.insert(desk_messages).values(
+                    message_id=reply.id,
+                    conversation_id=conversation_id,
+                    direction="out",
+                    author=counsellor,
+                    text=text,
+                    attachments="[]",
+                    at=now,
+                )
+            )
+            await connection.execute(
+                sa.update(desk_conversations)
+                .where(desk_conversations.c.conversation_id == conversation_id)
+                .values(last_activity_at=now)
+            )
+        await self._changed(team, conversation_id)
+        return reply.id
+
+    async def transfer(
+        self, conversation_id: str, counsellor: str, team: str, to_team: str, reason: str
+    ) -> None:
+        config = self._live.current
+        if to_team not in config.team_codes:
+            raise Rejected(422, "unknown_team", "transfer to a region code or national")
+        if to_team == team:
+            raise Rejected(422, "same_team", "the conversation is already with this team")
+        await self._own(conversation_id, team)
+        # The router first, in order with the conversation's messages; then the desk's own view.
+        shards = config.service.broker.inbound_shards
+        control = transfer_publish(conversation_id, to_team, shards)
+        await self._broker.publish(control.exchange, control.routing_key, control.message)
+        table = desk_conversations
+        async with self._store.transaction() as connection:
+            await connection.execute(
+                sa.update(table)
+                .where(table.c.conversation_id == conversation_id, table.c.team == team)
+                .values(team=to_team, status=WAITING, claimed_by=None, waiting_since=self._clock())
+            )
+            await connection.execute(
+                sa.insert(desk_messages).values(
+                    message_id=str(uuid.uuid4()),
+                    conversation_id=conversation_id,
+                    direction="note",
+                    author=counsellor,
+                    text=f"Overgedragen van {team} naar {to_team}: {reason}",
+                    attachments="[]",
+                    at=self._clock(),
+                )
+            )
+        log.info("conversation_transferred", from_team=team, to_team=to_team)
+        await self._changed(team, conversation_id)
+        await self._changed(to_team, conversation_id)
+
+    async def close_conversation(self, conversation_id: str, counsellor: str, team: str) -> None:
+        row = await self._own(conversation_id, team)
+        if row.status == CLAIMED and row.claimed_by != counsellor:
+            raise _taken(row.claimed_by)
+        async with self._store.transaction() as connection:
+            await connection.execute(
+                sa.update(desk_conversations)
+                .where(desk_conversations.c.conversation_id == conversation_id)
+                .values(status=CLOSED, claimed_by=None)
+            )
+        await self._changed(team, conversation_id)
+
+    # privacy by default
+
+    async def forget_before(self, cutoff: datetime) -> int:
+        """Delete conversations (and transcripts) quiet since before `cutoff`, with the rest
+        of what the gateway kept about them; returns how many conversations went."""
+        table = desk_conversations
+        async with self._store.transaction() as connection:
+            expired = sa.delete(table).where(table.c.last_activity_at < cutoff)
+            gone = (await connection.execute(expired.returning(table.c.conversation_id))).scalars().all()
+            if gone:
+                messages = desk_messages
+                await connection.execute(sa.delete(messages).where(messages.c.conversation_id.in_(gone)))
+            for other, column in (
+                (conversation_regions, conversation_regions.c.updated_at),
+                (auto_replies, auto_replies.c.created_at),
+                (sent_replies, sent_replies.c.sent_at),
+            ):
+                await connection.execute(sa.delete(other).where(column < cutoff))
+            for forget in self._retention_hooks:  # what channel kinds keep of their own
+                await forget(connection, cutoff)
+        if gone:
+            log.info("retention_deleted", conversations=len(gone))
+        return len(gone)
+
+    async def sample_waiting(self) -> None:
+        """Per team this process serves: unclaimed conversations and the longest wait."""
+        table = desk_conversations
+        teams = self._teams or self._live.current.team_codes
+        query = (
+            sa.select(table.c.team, sa.func.count(), sa.func.min(table.c.waiting_since))
+            .where(table.c.status == WAITING, table.c.team.in_(teams))
+            .group_by(table.c.team)
+        )
+        async with self._store.transaction() as connection:
+            rows = {row[0]: (row[1], row[2]) for row in (await connection.execute(query)).all()}
+        now = self._clock()
+        for team in teams:
+            count, since = rows.get(team, (0, None))
+            self._metrics.desk_waiting.labels(team).set(count)
+            waited = (now - as_utc(since)).total_seconds() if since is not None else 0.0
+            self._metrics.desk_oldest_waiting.labels(team).set(max(waited, 0.0))
+
+    async def _gauges_loop(self) -> None:
+        while True:
+            try:
+                await self.sample_waiting()
+            except Exception as exc:
+                log.warning("waiting_gauges_failed", error=type(exc).__name__)
+            await asyncio.sleep(GAUGES_EVERY_SECONDS)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            hours = self._live.current.service.desk.retention_hours
+            try:
+                await self.forget_before(self._clock() - timedelta(hours=hours))
+            except Exception as exc:
+                log.warning("retention_failed", error=type(exc).__name__)
+            await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
+def _taken(claimed_by: str | None) -> Rejected:
+    return Rejected(409, "already_claimed", "another counsellor has this conversation", claimed_by=claimed_by)
+
+
+def _summary(row: sa.Row[Any]) -> Summary:
+    return Summary(
+        conversation_id=row.conversation_id,
+        team=row.team,
+        channel_kind=row.channel_kind,
+        status=row.status,
+        urgent=row.urgent,
+        after_hours=row.after_hours,
+        claimed_by=row.claimed_by,
+        waiting_since=as_utc(row.waiting_since),
+        last_activity_at=as_utc(row.last_activity_at),
+    )

@@ -1,0 +1,1 @@
+"""Shared state in the database: the core tables and their migrations."""

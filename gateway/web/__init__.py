@@ -1,0 +1,1 @@
+"""The HTTP side: the application, one error shape, sessions, the desk API and console."""
