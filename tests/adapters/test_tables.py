@@ -72,9 +72,3 @@ def test_twilio_row(config: Config, case) -> None:
     _check(outcome, case, case.published)
     if outcome.accepted is not None:
         assert case.twiml in outcome.accepted.reply.body.decode()
-
-
-def test_every_webhook_kind_has_a_table() -> None:
-    tabled = {"http-json", "telegram", "sms", "whatsapp"}
-    webhook_kinds = {name for name, kind in registry.kinds().items() if kind.takes_webhooks}
-    assert webhook_kinds == tabled, "a webhook kind without a table of raw requests"
