@@ -83,7 +83,7 @@ class Host(Protocol):
         """Count a refused request or frame in gateway_rejected_total."""
         ...
 
-    async def notify(self, exchange: str, body: bytes, wake_id: str) -> None:
+    async def notify(self, exchange: str, message_type: str, body: bytes, wake_id: str) -> None:
         """Publish a wake-up on one of the kind's fanout exchanges; raises PublishError."""
         ...
 

@@ -46,8 +46,6 @@ from gateway.web.desk_api import add_routes as add_desk_routes
 log = structlog.get_logger("gateway.service")
 
 ROLES = ("ingest", "router", "outbound", "desk")
-WAKE_TYPE = "gateway.webchat.wake.v1"
-
 __all__ = [
     "ROLES",
     "Service",
@@ -129,9 +127,9 @@ class KindHost:
     def refused(self, kind: str, reason: str) -> None:
         self.metrics.rejected.labels(kind, reason).inc()
 
-    async def notify(self, exchange: str, body: bytes, wake_id: str) -> None:
+    async def notify(self, exchange: str, message_type: str, body: bytes, wake_id: str) -> None:
         wake = Message(
-            body=body, message_id=wake_id, correlation_id=wake_id, type=WAKE_TYPE, timestamp=self.clock()
+            body=body, message_id=wake_id, correlation_id=wake_id, type=message_type, timestamp=self.clock()
         )
         await self.broker.publish(exchange, "", wake)
 

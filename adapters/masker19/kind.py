@@ -163,6 +163,7 @@ class Masker19(ChannelKind[Masker19Settings]):
 
     def __init__(self) -> None:
         self._host: Host | None = None
+        self._tokens: tuple[SignedTokens, SignedTokens] | None = None  # (session, csrf), keyed in attach()
         self._sign_ins = SignInLimiter(Masker19Settings().sign_ins_per_minute)
 
     def check(self, settings: Masker19Settings, regions: dict[str, Region]) -> list[tuple[str, str]]:
@@ -183,6 +184,10 @@ class Masker19(ChannelKind[Masker19Settings]):
 
     async def attach(self, host: Host) -> None:
         self._host = host
+        self._tokens = (
+            SignedTokens(host.key_for("masker19/session")),
+            SignedTokens(host.key_for("masker19/csrf")),
+        )
         if host.demo_accounts:
             log.warning(
                 "demo_accounts",
@@ -207,15 +212,25 @@ class Masker19(ChannelKind[Masker19Settings]):
             found.setdefault(DEMO_PHARMACY, _demo_pharmacy())
         return found
 
-    def _tokens(self, purpose: str) -> SignedTokens:
-        return SignedTokens(self._need_host().key_for(f"masker19/{purpose}"))
+    @property
+    def _sessions(self) -> SignedTokens:
+        return self._need_tokens()[0]
+
+    @property
+    def _csrf(self) -> SignedTokens:
+        return self._need_tokens()[1]
+
+    def _need_tokens(self) -> tuple[SignedTokens, SignedTokens]:
+        if self._tokens is None:
+            raise RuntimeError("the masker19 kind was not attached to a running service")
+        return self._tokens
 
     def _signed_in(self, channel: M19Channel, request: web.Request) -> Pharmacy | None:
-        pharmacy_id = self._tokens("session").subject(request.cookies.get(SESSION_COOKIE, ""))
+        pharmacy_id = self._sessions.subject(request.cookies.get(SESSION_COOKIE, ""))
         return self._pharmacies(channel).get(pharmacy_id) if pharmacy_id else None
 
     def _csrf_ok(self, request: web.Request, form: MultiDictProxy[Any]) -> bool:
-        return self._tokens("csrf").csrf_ok(request.cookies.get(CSRF_COOKIE, ""), str(form.get("csrf", "")))
+        return self._csrf.csrf_ok(request.cookies.get(CSRF_COOKIE, ""), str(form.get("csrf", "")))
 
     # pages
 
@@ -230,7 +245,7 @@ class Masker19(ChannelKind[Masker19Settings]):
     ) -> web.Response:
         nonce = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         page = TEMPLATES.get_template(template).render(
-            title=title, csrf=self._tokens("csrf").csrf(nonce), **context
+            title=title, csrf=self._csrf.csrf(nonce), **context
         )
         response = web.Response(text=page, status=status, content_type="text/html", headers=HEADERS)
         if request.cookies.get(CSRF_COOKIE) != nonce:
@@ -277,7 +292,7 @@ class Masker19(ChannelKind[Masker19Settings]):
             self._need_host().refused(self.name, "wrong_credentials")
             return self._login_page(channel, request, "Onbekende apotheekcode of verkeerd wachtwoord.", 401)
         seconds = channel.settings.session_minutes * 60
-        token, _ = self._tokens("session").issue(pharmacy.id, seconds)
+        token, _ = self._sessions.issue(pharmacy.id, seconds)
         response = self._redirect(channel)
         self._cookie(channel, request, response, SESSION_COOKIE, token, max_age=seconds)
         log.info("pharmacy_signed_in", channel=channel.id, pharmacy=pharmacy.id)

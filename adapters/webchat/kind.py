@@ -53,6 +53,7 @@ from gateway.support.ratelimit import Window
 
 # Fanout: a reply was stored for a session; whichever process holds its socket pushes it.
 WEBCHAT_EXCHANGE = "gw.webchat"
+WAKE_TYPE = "gateway.webchat.wake.v1"
 log = structlog.get_logger("gateway.webchat")
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -151,9 +152,8 @@ class WebChat(ChannelKind[WebChatSettings]):
         if seq is None:
             raise SendFailed("session_ended", permanent=True)
         with contextlib.suppress(PublishError):  # stored: the poll delivers it if nobody wakes
-            await host.notify(
-                WEBCHAT_EXCHANGE, orjson.dumps({"session": outgoing.address}), f"wake-{outgoing.message_id}"
-            )
+            wake = orjson.dumps({"session": outgoing.address})
+            await host.notify(WEBCHAT_EXCHANGE, WAKE_TYPE, wake, f"wake-{outgoing.message_id}")
         return f"webchat-{seq}"
 
     async def _wake_up(self, body: bytes) -> None:

@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway.broker.base import Broker, consumers_ready
 from gateway.config.live import LiveConfig
 from gateway.config.loader import Problem
-from gateway.domain.kinds import Kind
+from gateway.domain.kinds import Kind, PageRoutes
 from gateway.domain.messages import PublishError, Rejected, WebhookRequest
 from gateway.roles.ingest import Ingest
 from gateway.support.keys import same_secret
@@ -29,6 +29,7 @@ INGEST_KEY = web.AppKey("ingest", Ingest)
 METRICS_KEY = web.AppKey("metrics", Metrics)
 READINESS_KEY: web.AppKey[dict[str, Callable[[], bool]]] = web.AppKey("readiness")
 KINDS_KEY: web.AppKey[dict[str, Kind]] = web.AppKey("kinds")
+ROUTES_KEY: web.AppKey[dict[str, PageRoutes]] = web.AppKey("routes")
 LINKS_KEY: web.AppKey[dict[str, str]] = web.AppKey("links")
 ASSET_TYPES = {".js": "text/javascript", ".css": "text/css"}
 
@@ -105,11 +106,11 @@ async def index(request: web.Request) -> web.Response:
 
 def page_channels(app: web.Application) -> dict[str, str]:
     """Channel id -> the path of its entry page, for the channels whose kind has pages."""
-    kinds: dict[str, Kind] = app[KINDS_KEY]  # empty in a process that serves no channels
+    routes = app[ROUTES_KEY]  # empty in a process that serves no channels
     return {
         channel.id: f"/channels/{channel.id}/"
         for channel in app[LIVE_KEY].current.channels.values()
-        if (kind := kinds.get(channel.kind)) is not None and ("GET", "") in kind.routes()
+        if ("GET", "") in routes.get(channel.kind, {})
     }
 
 
@@ -204,7 +205,7 @@ async def channel_page(request: web.Request) -> web.StreamResponse:
     if not channel.usable:
         return error_response(503, "channel_not_configured", "the channel's credentials are not configured")
     kind: Kind = request.app[KINDS_KEY][channel.kind]
-    handler = kind.routes().get((request.method, path))
+    handler = request.app[ROUTES_KEY][channel.kind].get((request.method, path))
     if handler is not None:
         response: web.StreamResponse = await handler(channel, request)
         return response
@@ -276,6 +277,7 @@ def create_app(
     app[INGEST_KEY] = ingest
     app[METRICS_KEY] = metrics_
     app[KINDS_KEY] = dict(kinds)
+    app[ROUTES_KEY] = {name: kind.routes() for name, kind in kinds.items()}
     app[LINKS_KEY] = {}
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -295,5 +297,5 @@ def create_app(
         app.router.add_route("GET", "/channels/{channel_id}/{path:.*}", channel_page)
         app.router.add_route("POST", "/channels/{channel_id}/{path:.*}", channel_page)
     else:
-        app[KINDS_KEY] = {}
+        app[KINDS_KEY], app[ROUTES_KEY] = {}, {}
     return app
