@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from gateway.domain.envelope import ChannelRef, Envelope, Route
 from gateway.support.passwords import hash_password
-from tests.support.harness import (
+from tests.helpers.harness import (
     PYTHON,
     ROOT,
     Process,

@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from gateway.domain.envelope import envelope_id
 from gateway.service import load_config, topology_for
-from tests.support.harness import (
+from tests.helpers.harness import (
     PYTHON,
     ROOT,
     LoadResult,

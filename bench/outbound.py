@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from gateway.domain.envelope import ChannelRef, OutboundMessage
 from gateway.service import load_config
 from gateway.support.keys import Keyring
-from tests.support.harness import (
+from tests.helpers.harness import (
     PYTHON,
     ROOT,
     Process,

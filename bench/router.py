@@ -28,7 +28,7 @@ from gateway.broker.base import Message
 from gateway.domain.envelope import SCHEMA_VERSION, ChannelRef, Envelope
 from gateway.domain.topology import inbound_shard
 from gateway.service import load_config, topology_for
-from tests.support.harness import PYTHON, ROOT, Process, Vhost, free_port, purge, python_env
+from tests.helpers.harness import PYTHON, ROOT, Process, Vhost, free_port, purge, python_env
 
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
 OPEN_MONDAY_MORNING = "2025-11-24T10:00:00+01:00"

@@ -6,7 +6,7 @@ real RabbitMQ and PostgreSQL, to see what drifts.
 
 The gateway runs as one process per role (ingest, router, desk) in a vhost and a database
 of the benchmark's own, its clock on a Monday morning so every region is open. The load is
-tests/support/traffic.py's: HTTP-JSON, Twilio SMS and WhatsApp (signed), and Telegram webhooks, one
+tests/helpers/traffic.py's: HTTP-JSON, Twilio SMS and WhatsApp (signed), and Telegram webhooks, one
 sender per conversation, each message sent when the previous one was answered.
 
 Every --window seconds it prints one line: throughput, p50/p99 webhook answer time, and the
@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script
 
-from tests.support.harness import (
+from tests.helpers.harness import (
     PYTHON,
     ROOT,
     Process,
@@ -46,7 +46,7 @@ from tests.support.harness import (
     run_and_print,
     scratch_database,
 )
-from tests.support.traffic import SECRETS, Load, MixedTraffic, desk_rows, drive, parse_arrivals, tally
+from tests.helpers.traffic import SECRETS, Load, MixedTraffic, desk_rows, drive, parse_arrivals, tally
 
 ROLES = ("desk", "router", "ingest")
 OPEN_MONDAY_MORNING = "2025-11-24T10:00:00+01:00"

@@ -23,35 +23,21 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from adapters.http_json.cases import TEST_TOKEN
+from adapters.testing import tables
 from gateway.config.models import Config
 from gateway.service import Service, build_service, load_config, topology_for
 from gateway.support.settings import Settings
-from tests.support.harness import as_admin
-from tests.support.probe import wait_until_ready
+from tests.helpers.harness import as_admin
+from tests.helpers.probe import wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "config"
-TOKEN_ENV = "GW_HTTP_JSON_ZUIDOOST_BRABANT_TOKEN"
-TEST_TOKEN = "test-token-" + "x" * 24
 TEST_SECRET = "test-secret-key-" + "k" * 32
-HTTP_JSON_CHANNEL = "http-json-zuidoost-brabant"
-SMS_CHANNEL = "sms-zuidoost-brabant"
-WHATSAPP_CHANNEL = "whatsapp-rotterdam-rijnmond"
-TELEGRAM_CHANNEL = "telegram-amsterdam-amstelland"
-TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-TWILIO_AUTH_TOKEN = "twilio-auth-token-" + "t" * 14
-TELEGRAM_BOT_TOKEN = "7000000001:AAH" + "b" * 32
-TELEGRAM_SECRET = "telegram-secret_" + "s" * 16
-# Every credential the example channels refer to, as the tests set them.
-EXAMPLE_SECRETS = {
-    TOKEN_ENV: TEST_TOKEN,
-    "GW_SMS_ZUIDOOST_BRABANT_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
-    "GW_SMS_ZUIDOOST_BRABANT_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
-    "GW_WHATSAPP_ROTTERDAM_RIJNMOND_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
-    "GW_WHATSAPP_ROTTERDAM_RIJNMOND_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
-    "GW_TELEGRAM_AMSTERDAM_AMSTELLAND_BOT_TOKEN": TELEGRAM_BOT_TOKEN,
-    "GW_TELEGRAM_AMSTERDAM_AMSTELLAND_SECRET_TOKEN": TELEGRAM_SECRET,
-}
+
+
+# Every credential the example channels refer to, as each kind's table sets them.
+EXAMPLE_SECRETS = {name: value for cases in tables().values() for name, value in cases.TRIAL_ENV.items()}
 
 
 def broker_required() -> bool:

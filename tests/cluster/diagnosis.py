@@ -17,7 +17,7 @@ import aio_pika
 import aiohttp
 
 from scripts.rabbitmq_cluster import Cluster, ClusterError
-from tests.support.traffic import MARKER
+from tests.helpers.traffic import MARKER
 
 QUEUE_COLUMNS = (
     "name", "type", "leader", "members", "online", "messages", "messages_ready",

@@ -6,7 +6,7 @@ import aio_pika
 import pytest
 
 from tests.cluster.diagnosis import classify, locate
-from tests.support.traffic import MixedTraffic
+from tests.helpers.traffic import MixedTraffic
 
 pytestmark = pytest.mark.broker
 

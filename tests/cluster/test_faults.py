@@ -24,8 +24,8 @@ from scripts.rabbitmq_cluster import Cluster
 from tests.cluster.conftest import PUBLISH_TIMEOUT, REPORTS, fault_config, queue_table
 from tests.cluster.diagnosis import explain_missing, roles_view
 from tests.conftest import ServiceProcess, clean_state
-from tests.support.harness import metric_total
-from tests.support.traffic import (
+from tests.helpers.harness import metric_total
+from tests.helpers.traffic import (
     SECRETS,
     Load,
     MixedTraffic,

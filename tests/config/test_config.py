@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters.http_json.cases import TEST_TOKEN, TOKEN_ENV
 from gateway.cli import main
 from gateway.config.live import LiveConfig
 from gateway.config.loader import ConfigError
 from gateway.service import kinds, load_config
-from tests.conftest import EXAMPLE_CONFIG, TEST_TOKEN, TOKEN_ENV
+from tests.conftest import (
+    EXAMPLE_CONFIG,
+)
 
 REQUIRED_CODES = {"zuidoost-brabant", "rotterdam-rijnmond", "amsterdam-amstelland"}
 

@@ -39,6 +39,9 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
+from adapters.http_json.cases import TEST_TOKEN
+from adapters.telegram.cases import TELEGRAM_SECRET
+from adapters.twilio.cases import TWILIO_AUTH_TOKEN
 from gateway.domain.envelope import ChannelRef, Envelope
 from gateway.service import build_service, load_config, topology_for
 from gateway.support.logs import configure_logging
@@ -46,9 +49,6 @@ from gateway.support.passwords import hash_password
 from tests.conftest import (
     EXAMPLE_CONFIG,
     EXAMPLE_SECRETS,
-    TELEGRAM_SECRET,
-    TEST_TOKEN,
-    TWILIO_AUTH_TOKEN,
     purge_all,
     queue_depths,
     settings_for,

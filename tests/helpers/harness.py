@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
-from tests.support.probe import wait_until_ready
+from tests.helpers.probe import wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 
+from adapters.http_json.cases import HTTP_JSON_CHANNEL
 from gateway.broker.amqp import AmqpBroker
 from gateway.broker.base import (
     BatchOutcome,
@@ -28,7 +29,6 @@ from gateway.service import build_service, topology_for
 from gateway.support.metrics import Metrics
 from tests.conftest import (
     EXAMPLE_CONFIG,
-    HTTP_JSON_CHANNEL,
     auth,
     drain,
     inbound_queues,

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from aiohttp import ClientSession, ClientTimeout, CookieJar
 
+from adapters.http_json.cases import HTTP_JSON_CHANNEL
 from gateway.broker.embedded import EmbeddedBroker
 from gateway.config.live import LiveConfig
 from gateway.domain.envelope import ChannelRef, Envelope, OutboundMessage, Route
@@ -28,7 +29,6 @@ from gateway.support.metrics import Metrics
 from gateway.support.passwords import hash_password
 from tests.conftest import (
     EXAMPLE_CONFIG,
-    HTTP_JSON_CHANNEL,
     ServiceProcess,
     auth,
     clean_state,

@@ -23,19 +23,14 @@ import yaml
 from aiohttp import ClientSession
 from twilio.request_validator import RequestValidator
 
+from adapters.telegram.cases import TELEGRAM_BOT_TOKEN, TELEGRAM_CHANNEL, TELEGRAM_SECRET
+from adapters.twilio.cases import SMS_CHANNEL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, WHATSAPP_CHANNEL
 from gateway.domain.envelope import Envelope, OutboundMessage
 from gateway.service import load_config
 from gateway.support.keys import Keyring
 from tests.conftest import (
     EXAMPLE_CONFIG,
-    SMS_CHANNEL,
-    TELEGRAM_BOT_TOKEN,
-    TELEGRAM_CHANNEL,
-    TELEGRAM_SECRET,
     TEST_SECRET,
-    TWILIO_ACCOUNT_SID,
-    TWILIO_AUTH_TOKEN,
-    WHATSAPP_CHANNEL,
     ServiceProcess,
     clean_state,
     drain,

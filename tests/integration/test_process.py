@@ -9,11 +9,10 @@ import time
 import aiohttp
 import pytest
 
+from adapters.http_json.cases import HTTP_JSON_CHANNEL, TEST_TOKEN
 from gateway.domain.envelope import envelope_id
 from tests.conftest import (
-    HTTP_JSON_CHANNEL,
     TEST_SECRET,
-    TEST_TOKEN,
     ServiceProcess,
     auth,
     drain,

@@ -18,11 +18,10 @@ import pytest
 from aiohttp import ClientSession
 from twilio.request_validator import RequestValidator
 
+from adapters.http_json.cases import HTTP_JSON_CHANNEL, TEST_TOKEN
 from gateway.service import load_config
 from tests.conftest import (
     EXAMPLE_CONFIG,
-    HTTP_JSON_CHANNEL,
-    TEST_TOKEN,
     ServiceProcess,
     auth,
     drain,

@@ -17,13 +17,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapters.http_json.cases import HTTP_JSON_CHANNEL, TEST_TOKEN
 from gateway.domain.envelope import Envelope, OutboundMessage
 from gateway.roles.router import transfer_publish
 from gateway.service import build_service, load_config
 from tests.conftest import (
     EXAMPLE_CONFIG,
-    HTTP_JSON_CHANNEL,
-    TEST_TOKEN,
     ServiceProcess,
     auth,
     clean_state,
@@ -34,7 +33,7 @@ from tests.conftest import (
     settings_for,
     team_queues,
 )
-from tests.support.harness import metric_total
+from tests.helpers.harness import metric_total
 
 pytestmark = pytest.mark.broker
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 
+from adapters.http_json.cases import HTTP_JSON_CHANNEL
 from gateway.service import topology_for
-from tests.conftest import HTTP_JSON_CHANNEL, auth
+from tests.conftest import (
+    auth,
+)
 
 WEBHOOK = f"/channels/{HTTP_JSON_CHANNEL}/webhook"
 
