@@ -244,14 +244,16 @@ async def test_the_node_leading_the_busiest_queues_is_killed_and_restarted(
     cluster, cluster_vhost, database_url, tmp_path
 ) -> None:
     async def kill_leader(gateway: Gateway, window: Window) -> None:
-        victim = leader_of_busiest(cluster, cluster_vhost[0])
+        # rabbitmqctl runs in a thread: on this loop it would stop the load generator too (with
+        # a member down, list_queues took 21 s on a busy machine), and the requests waiting
+        # meanwhile would look slow or unanswered although the gateway had answered them.
+        victim = await asyncio.to_thread(leader_of_busiest, cluster, cluster_vhost[0])
         killed.append(cluster.node(victim).name)
         cluster.kill(victim)
         assert not cluster.running(cluster.node(victim))
         await asyncio.sleep(6)
-        leaders_meanwhile.update(
-            str(row["leader"]) for row in queue_table(cluster, cluster_vhost[0]) if row["name"] in BUSY_QUEUES
-        )
+        rows = await asyncio.to_thread(queue_table, cluster, cluster_vhost[0])
+        leaders_meanwhile.update(str(row["leader"]) for row in rows if row["name"] in BUSY_QUEUES)
         await asyncio.to_thread(cluster.restart, victim)
         window.undone = asyncio.get_running_loop().time()
 
