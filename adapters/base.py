@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.config.models import Channel, Config, KindSettings, Region
+from gateway.domain.identity import LocalAccount, Session, SignedIn
 from gateway.domain.kinds import PageRoutes
 from gateway.domain.messages import Accepted, InboundMessage, Outgoing, SendFailed, WebhookRequest
 
@@ -47,8 +48,44 @@ class Database(Protocol):
     def reading(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
 
+class SignIns(Protocol):
+    """The service's one sign-in mechanism (`gateway.roles.identity`), for a kind with
+    accounts of its own (Masker 19's pharmacies): server-side sessions, the limits, the
+    access log. A kind never checks a password or keeps a session itself."""
+
+    async def sign_in(
+        self,
+        realm: str,
+        account: LocalAccount | None,
+        password: str,
+        code: str | None,
+        address: str,
+        *,
+        per_minute: int,
+        per_hour: int,
+        lifetime: timedelta,
+    ) -> SignedIn:
+        """Raises Rejected (401 wrong_credentials, 429 too_many_attempts, ...)."""
+        ...
+
+    async def current(
+        self,
+        realm: str,
+        token: str,
+        idle: timedelta,
+        lookup: Callable[[str], LocalAccount | None],
+        *,
+        touch: bool = True,
+    ) -> Session | None: ...
+
+    async def sign_out(self, token: str, session: Session) -> None: ...
+
+
 class Host(Protocol):
     """What a running service lends a kind that needs more than verify, parse and send."""
+
+    @property
+    def identities(self) -> SignIns: ...
 
     @property
     def config(self) -> Config:

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from gateway.config.models import Channel, Config
 from gateway.domain.messages import InboundMessage
 from gateway.domain.topology import Topology, build_topology
 from gateway.roles.desk import Desk
+from gateway.roles.identity import Identities
 from gateway.roles.ingest import Ingest
 from gateway.roles.outbound import Outbound
 from gateway.roles.queue_monitor import watch_queue_depths
@@ -79,6 +80,24 @@ def topology_for(config: Config) -> Topology:
     return build_topology(config.team_codes, broker.inbound_shards, broker.delivery_limit, fanouts)
 
 
+def _ending_changed_sessions(identities: Identities, config: Config) -> Callable[[Config], None]:
+    """After a reload: the sessions of counsellors removed, disabled or changed (password,
+    team, role) end in the database, so on every process, reloaded yet or not."""
+    known = dict(config.counsellors)
+    pending: set[asyncio.Task[None]] = set()
+
+    def reloaded(loaded: Config) -> None:
+        nonlocal known
+        changed = [cid for cid, was in known.items() if loaded.counsellors.get(cid) != was]
+        known = dict(loaded.counsellors)
+        if changed:
+            task = asyncio.get_running_loop().create_task(identities.end_sessions_of("desk", changed))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+    return reloaded
+
+
 def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
     if settings.amqp_url is None:
         return EmbeddedBroker(metrics)
@@ -102,6 +121,7 @@ class KindHost:
     clock: Callable[[], datetime]
     settings: Settings
     serves_pages: bool
+    identities: Identities
 
     @property
     def config(self) -> Config:
@@ -194,13 +214,25 @@ def build_service(
     if unknown_teams:
         raise ValueError(f"GATEWAY_DESK_TEAMS names unknown teams: {', '.join(sorted(unknown_teams))}")
     retention = tuple(kind.forget_before for kind in registered.values())
-    # The desk keeps real time, not the schedules' (possibly fake) clock.
+    # Sessions and the access log keep real time, as the desk does, not the schedules' clock.
+    identities = Identities(store, keyring, metrics)
+    live.subscribe(_ending_changed_sessions(identities, config))
     desk = (
-        Desk(live, broker, store, metrics, teams=settings.desk_teams, retention_hooks=retention)
+        Desk(
+            live,
+            broker,
+            store,
+            metrics,
+            teams=settings.desk_teams,
+            retention_hooks=retention,
+            audit=identities.audit,
+        )
         if "desk" in roles
         else None
     )
-    host = KindHost(live, store, broker, ingest, keyring, metrics, clock, settings, "ingest" in roles)
+    host = KindHost(
+        live, store, broker, ingest, keyring, metrics, clock, settings, "ingest" in roles, identities
+    )
     app = create_app(
         live,
         broker,
@@ -210,9 +242,10 @@ def build_service(
         webhooks="ingest" in roles,
         readiness={"database": lambda: store.ready},
         admin_token=settings.admin_token or "",
+        audit=identities.audit,
     )
     if desk is not None:
-        add_desk_routes(app, desk, live, keyring, settings.demo_accounts)
+        add_desk_routes(app, desk, live, identities, keyring, settings.demo_accounts)
         app[LINKS_KEY]["desk"] = "/desk/"
     topology = topology_for(config)
 
@@ -238,6 +271,7 @@ def build_service(
     async def database(_: web.Application) -> AsyncIterator[None]:
         await store.start()
         yield
+        identities.close()
         await store.close()
 
     async def message_broker(_: web.Application) -> AsyncIterator[None]:
@@ -268,6 +302,12 @@ def build_service(
         await outbound.start()
         yield
 
+    def idle_time() -> timedelta:
+        return timedelta(minutes=live.current.service.desk.idle_minutes)
+
+    def audit_retention() -> timedelta:
+        return timedelta(days=live.current.service.desk.audit_retention_days)
+
     async def desk_role(_: web.Application) -> AsyncIterator[None]:
         assert desk is not None
         if settings.demo_accounts:
@@ -276,8 +316,16 @@ def build_service(
                 detail="GATEWAY_DEMO_ACCOUNTS is on: DEMO counsellors demo-zob and demo-landelijk can "
                 "sign in to the desk with a published password. Never in production.",
             )
+        if not config.service.desk.second_factor:
+            log.warning(
+                "second_factor_off",
+                detail="desk.second_factor is false: counsellors with local accounts sign in with a "
+                "PASSWORD ONLY. Anyone who learns one reads transcripts of people in danger. Turn it on.",
+            )
         await desk.start()
+        upkeep = asyncio.create_task(identities.maintain(idle_time, audit_retention))
         yield
+        upkeep.cancel()
         await desk.close()
 
     async def announce(_: web.Application) -> AsyncIterator[None]:

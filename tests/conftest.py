@@ -174,9 +174,14 @@ async def clean_state(url: str, database_url: str, config: Config) -> None:
             "webchat_replies",
             "desk_conversations",
             "desk_messages",
+            "sessions",
+            "account_credentials",
+            "audit_log",
         ):
             with contextlib.suppress(asyncpg.UndefinedTableError):  # not migrated yet
                 await connection.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+        with contextlib.suppress(asyncpg.UndefinedTableError):
+            await connection.execute("UPDATE audit_head SET seq = 0, hash = repeat('0', 64)")
     finally:
         await connection.close()
 

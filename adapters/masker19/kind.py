@@ -7,9 +7,12 @@ form's stylesheet and script.
 
 A pharmacy signs in with its own id and password; the configuration holds only
 the password's scrypt hash (`gateway hash-password`) and the pharmacy's
-municipality, which places the intake in its region. The signed-in state is a
-signed, HttpOnly, SameSite=Strict cookie (`gateway.support.sessions`, as the desk's);
-every form carries a CSRF token bound to a cookie of its own. The pages are Jinja2
+municipality, which places the intake in its region. Signing in is the service's
+one mechanism, the desk's (`Host.identities`): a server-side session whose random
+token is the HttpOnly, SameSite=Strict `__Host-m19-<channel>` cookie (no Max-Age),
+ended by "afmelden" on every process, after `idle_minutes` unused and
+`session_minutes` after sign-in; sign-ins are limited and recorded in the access
+log. Every form carries a CSRF token bound to a cookie of its own. The pages are Jinja2
 templates (templates/), autoescaped. The intake becomes one envelope, urgent; acute danger
 makes it `acute`, and `routing.yaml` sends acute Masker 19 intakes to the
 national team at once. The safe way to make contact travels only sealed (it is
@@ -25,6 +28,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +42,12 @@ from adapters.base import ChannelKind, Host
 from adapters.registry import register
 from gateway.config.models import Channel, KindSettings, Region
 from gateway.domain.envelope import envelope_id
+from gateway.domain.identity import LocalAccount, Session
 from gateway.domain.kinds import PageRoutes
-from gateway.domain.messages import InboundMessage, PublishError
+from gateway.domain.messages import InboundMessage, PublishError, Rejected
 from gateway.domain.resolution import normalise_name
-from gateway.support.passwords import is_password_hash, verify_password
-from gateway.support.sessions import SignedTokens, SignInLimiter, demo_password_hash, set_cookie
+from gateway.support.passwords import is_password_hash
+from gateway.support.sessions import CsrfTokens, clear_cookie, cookie_name, demo_password_hash, set_cookie
 
 log = structlog.get_logger("gateway.masker19")
 
@@ -54,7 +59,7 @@ TEMPLATES = jinja2.Environment(
     keep_trailing_newline=True,
 )
 
-SESSION_COOKIE = "m19_session"
+SESSION_COOKIE = "m19"  # per channel: __Host-m19-<channel id>
 CSRF_COOKIE = "m19_csrf"
 DEMO_PHARMACY = "demo-apotheek"
 DEMO_PASSWORD = "masker19-demo"  # noqa: S105 - documented, and only with GATEWAY_DEMO_ACCOUNTS=1
@@ -139,9 +144,13 @@ def validate_intake(form: MultiDictProxy[Any]) -> tuple[Intake | None, dict[str,
 
 class Masker19Settings(KindSettings):
     pharmacies: list[Pharmacy] = Field(default_factory=list)
-    session_minutes: int = Field(default=480, ge=5, le=1440, description="A signed-in pharmacy stays so")
+    session_minutes: int = Field(
+        default=480, ge=5, le=1440, description="A session ends this long after sign-in"
+    )
+    idle_minutes: int = Field(default=30, ge=1, le=1440, description="A session unused this long ends")
     secure_cookies: bool = Field(default=True, description="false only for plain-HTTP trials")
     sign_ins_per_minute: int = Field(default=10, ge=1, le=1000, description="Per client address")
+    sign_ins_per_account_per_hour: int = Field(default=20, ge=1, le=10_000, description="Per pharmacy")
 
 
 M19Channel = Channel[Masker19Settings]
@@ -163,8 +172,7 @@ class Masker19(ChannelKind[Masker19Settings]):
 
     def __init__(self) -> None:
         self._host: Host | None = None
-        self._tokens: tuple[SignedTokens, SignedTokens] | None = None  # (session, csrf), keyed in attach()
-        self._sign_ins = SignInLimiter(Masker19Settings().sign_ins_per_minute)
+        self._csrf_tokens: CsrfTokens | None = None  # keyed in attach()
 
     def check(self, settings: Masker19Settings, regions: dict[str, Region]) -> list[tuple[str, str]]:
         known = {normalise_name(m) for region in regions.values() for m in region.municipalities}
@@ -184,10 +192,7 @@ class Masker19(ChannelKind[Masker19Settings]):
 
     async def attach(self, host: Host) -> None:
         self._host = host
-        self._tokens = (
-            SignedTokens(host.key_for("masker19/session")),
-            SignedTokens(host.key_for("masker19/csrf")),
-        )
+        self._csrf_tokens = CsrfTokens(host.key_for("masker19/csrf"))
         if host.demo_accounts:
             log.warning(
                 "demo_accounts",
@@ -213,21 +218,40 @@ class Masker19(ChannelKind[Masker19Settings]):
         return found
 
     @property
-    def _sessions(self) -> SignedTokens:
-        return self._need_tokens()[0]
-
-    @property
-    def _csrf(self) -> SignedTokens:
-        return self._need_tokens()[1]
-
-    def _need_tokens(self) -> tuple[SignedTokens, SignedTokens]:
-        if self._tokens is None:
+    def _csrf(self) -> CsrfTokens:
+        if self._csrf_tokens is None:
             raise RuntimeError("the masker19 kind was not attached to a running service")
-        return self._tokens
+        return self._csrf_tokens
 
-    def _signed_in(self, channel: M19Channel, request: web.Request) -> Pharmacy | None:
-        pharmacy_id = self._sessions.subject(request.cookies.get(SESSION_COOKIE, ""))
-        return self._pharmacies(channel).get(pharmacy_id) if pharmacy_id else None
+    @staticmethod
+    def _realm(channel: M19Channel) -> str:
+        return f"masker19:{channel.id}"
+
+    def _account(self, channel: M19Channel, pharmacy_id: str) -> LocalAccount | None:
+        pharmacy = self._pharmacies(channel).get(pharmacy_id)
+        if pharmacy is None:
+            return None
+        return LocalAccount(
+            self._realm(channel), pharmacy.id, pharmacy.name, "", "pharmacy", pharmacy.password_hash
+        )
+
+    def _session_cookie(self, channel: M19Channel, request: web.Request) -> str:
+        secure = channel.settings.secure_cookies or request.secure
+        return cookie_name(f"{SESSION_COOKIE}-{channel.id}", secure)
+
+    async def _session(self, channel: M19Channel, request: web.Request) -> tuple[Session, str] | None:
+        token = request.cookies.get(self._session_cookie(channel, request), "")
+        session = await self._need_host().identities.current(
+            self._realm(channel),
+            token,
+            timedelta(minutes=channel.settings.idle_minutes),
+            lambda pharmacy_id: self._account(channel, pharmacy_id),
+        )
+        return (session, token) if session is not None else None
+
+    async def _signed_in(self, channel: M19Channel, request: web.Request) -> Pharmacy | None:
+        found = await self._session(channel, request)
+        return self._pharmacies(channel).get(found[0].identity.account) if found else None
 
     def _csrf_ok(self, request: web.Request, form: MultiDictProxy[Any]) -> bool:
         return self._csrf.csrf_ok(request.cookies.get(CSRF_COOKIE, ""), str(form.get("csrf", "")))
@@ -270,7 +294,7 @@ class Masker19(ChannelKind[Masker19Settings]):
         )
 
     async def _form_page(self, channel: M19Channel, request: web.Request) -> web.Response:
-        pharmacy = self._signed_in(channel, request)
+        pharmacy = await self._signed_in(channel, request)
         if pharmacy is None:
             return self._login_page(channel, request)
         return self._intake_page(channel, request, pharmacy, {}, None)
@@ -284,23 +308,41 @@ class Masker19(ChannelKind[Masker19Settings]):
         form = await request.post()
         if not self._csrf_ok(request, form):
             return self._login_page(channel, request, "Het formulier was verlopen. Probeer het opnieuw.", 403)
-        if not self._sign_ins.allow(request.remote or "unknown", channel.settings.sign_ins_per_minute):
-            return self._login_page(channel, request, "Te veel pogingen. Wacht een minuut.", 429)
-        pharmacy = self._pharmacies(channel).get(str(form.get("apotheek", "")).strip())
-        password = str(form.get("wachtwoord", ""))
-        if pharmacy is None or not verify_password(password, pharmacy.password_hash):
-            self._need_host().refused(self.name, "wrong_credentials")
+        host = self._need_host()
+        settings = channel.settings
+        try:
+            signed_in = await host.identities.sign_in(
+                self._realm(channel),
+                self._account(channel, str(form.get("apotheek", "")).strip()[:80]),
+                str(form.get("wachtwoord", ""))[:200],
+                None,
+                request.remote or "unknown",
+                per_minute=settings.sign_ins_per_minute,
+                per_hour=settings.sign_ins_per_account_per_hour,
+                lifetime=timedelta(minutes=settings.session_minutes),
+            )
+        except Rejected as refusal:
+            host.refused(self.name, refusal.reason)
+            if refusal.status == 429:
+                return self._login_page(channel, request, "Te veel pogingen. Wacht even.", 429)
             return self._login_page(channel, request, "Onbekende apotheekcode of verkeerd wachtwoord.", 401)
-        seconds = channel.settings.session_minutes * 60
-        token, _ = self._sessions.issue(pharmacy.id, seconds)
         response = self._redirect(channel)
-        self._cookie(channel, request, response, SESSION_COOKIE, token, max_age=seconds)
-        log.info("pharmacy_signed_in", channel=channel.id, pharmacy=pharmacy.id)
+        secure = settings.secure_cookies or request.secure
+        set_cookie(response, self._session_cookie(channel, request), signed_in.token, path="/", secure=secure)
+        log.info("pharmacy_signed_in", channel=channel.id, pharmacy=signed_in.session.identity.account)
         return response
 
     async def _logout(self, channel: M19Channel, request: web.Request) -> web.Response:
+        """Ends the session itself, on every process: the old cookie no longer signs in."""
+        # No CSRF check: a forged sign-out only signs someone out, and a session that a
+        # pharmacy asked to end must end.
+        found = await self._session(channel, request)
+        if found is not None:
+            session, token = found
+            await self._need_host().identities.sign_out(token, session)
         response = self._redirect(channel)
-        response.del_cookie(SESSION_COOKIE, path=f"/channels/{channel.id}/")
+        secure = channel.settings.secure_cookies or request.secure
+        clear_cookie(response, self._session_cookie(channel, request), path="/", secure=secure)
         return response
 
     def _intake_page(
@@ -337,7 +379,7 @@ class Masker19(ChannelKind[Masker19Settings]):
 
     async def _intake(self, channel: M19Channel, request: web.Request) -> web.Response:
         host = self._need_host()
-        pharmacy = self._signed_in(channel, request)
+        pharmacy = await self._signed_in(channel, request)
         if pharmacy is None:
             host.refused(self.name, "not_signed_in")
             return self._login_page(channel, request, "Meld u eerst aan.", 401)
@@ -381,7 +423,7 @@ class Masker19(ChannelKind[Masker19Settings]):
         return response
 
     async def _confirmation(self, channel: M19Channel, request: web.Request) -> web.Response:
-        if self._signed_in(channel, request) is None:
+        if await self._signed_in(channel, request) is None:
             return self._login_page(channel, request)
         reference = request.query.get("ref", "")
         if len(reference) != 9 or not all(c.isalnum() or c == "-" for c in reference):

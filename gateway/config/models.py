@@ -154,6 +154,34 @@ class HttpSettings(_Model):
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
 
 
+Role = Literal["counsellor", "coordinator", "privacy-officer"]
+
+
+class ClaimMapping(_Model):
+    """One value of the identity provider's claim (a group, say) and what it makes of a user."""
+
+    value: str = Field(min_length=1, max_length=200, description="A value of the claim, e.g. a group")
+    team: Code = Field(description="A region code, or national")
+    role: Role = "counsellor"
+
+
+class OidcSettings(_Model):
+    """Sign-in through the region's identity provider (OpenID Connect, code flow with PKCE)."""
+
+    issuer: str = Field(pattern=r"^https?://", max_length=300, description="The provider's issuer URL")
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: SecretRef = Field(description="An environment reference like ${OIDC_CLIENT_SECRET}")
+    public_url: str = Field(
+        pattern=r"^https?://[^/]+$",
+        description="The desk's own origin as the browser sees it; the callback is "
+        "<public_url>/api/v1/oidc/callback",
+    )
+    claim: str = Field(default="groups", min_length=1, max_length=100, description="Claim mapped to team")
+    mappings: list[ClaimMapping] = Field(min_length=1)
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    label: str = Field(default="Inloggen via je organisatie", max_length=80, description="The button")
+
+
 class DeskSettings(_Model):
     retention_hours: float = Field(
         default=720,
@@ -161,15 +189,29 @@ class DeskSettings(_Model):
         le=24 * 366,
         description="A conversation quiet this long is deleted, transcript and all",
     )
-    session_minutes: int = Field(default=600, ge=5, le=1440, description="A counsellor stays signed in")
+    session_minutes: int = Field(
+        default=600, ge=5, le=1440, description="A session ends this long after sign-in, whatever happens"
+    )
+    idle_minutes: int = Field(default=20, ge=1, le=1440, description="A session unused this long ends")
+    second_factor: bool = Field(
+        default=True, description="TOTP for local accounts; false only with a loud warning at start"
+    )
+    sign_ins_per_minute: int = Field(default=10, ge=1, le=10_000, description="Per client address")
+    sign_ins_per_account_per_hour: int = Field(default=20, ge=1, le=10_000, description="Per account")
+    audit_retention_days: int = Field(
+        default=730, ge=30, le=3650, description="Access-log records are kept this long (NEN 7513)"
+    )
     secure_cookies: bool = Field(default=True, description="false only for plain-HTTP trials")
+    oidc: OidcSettings | None = None
 
 
 class Counsellor(_Model):
     id: Code
     name: str = Field(min_length=1, max_length=120)
     team: Code = Field(description="A region code, or national")
+    role: Role = "counsellor"
     password_hash: str = Field(description="From `gateway hash-password`")
+    disabled: bool = Field(default=False, description="true ends the account's sessions and sign-ins")
 
 
 class CounsellorsFile(_Model):

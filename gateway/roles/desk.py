@@ -32,10 +32,12 @@ from gateway.broker.base import Broker, Delivery, Message
 from gateway.config.live import LiveConfig
 from gateway.config.models import NATIONAL
 from gateway.domain.envelope import OUTBOUND_SCHEMA_VERSION, ChannelRef, Envelope, OutboundMessage, Urgency
+from gateway.domain.identity import Identity
 from gateway.domain.messages import PublishError, Rejected
 from gateway.domain.topology import DESK_EXCHANGE, OUTBOUND_EXCHANGE, region_queue
 from gateway.roles.router import transfer_publish
 from gateway.store.database import Store, insert_for
+from gateway.store.identity import AuditEvent, AuditLog
 from gateway.store.tables import (
     auto_replies,
     conversation_regions,
@@ -89,7 +91,9 @@ class Desk:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         teams: tuple[str, ...] = (),
         retention_hooks: tuple[RetentionHook, ...] = (),
+        audit: AuditLog | None = None,
     ) -> None:
+        self._audit = audit or AuditLog(store, clock)
         self._retention_hooks = retention_hooks
         self._teams = teams  # the teams whose queues this process consumes; () for all
         self._live = live
@@ -221,15 +225,19 @@ class Desk:
 
     # what counsellors do
 
-    async def conversations(self, team: str, *, include_closed: bool = False) -> list[Summary]:
+    # Every action below writes its access-log record as the last statement of its own
+    # transaction: if the record cannot be written, the action is not carried out.
+
+    async def conversations(self, actor: Identity, *, include_closed: bool = False) -> list[Summary]:
         """The team's conversations across all channels: urgent first, then the longest waiting."""
         table = desk_conversations
-        query = sa.select(table).where(table.c.team == team)
+        query = sa.select(table).where(table.c.team == actor.team)
         if not include_closed:
             query = query.where(table.c.status != CLOSED)
         query = query.order_by(table.c.urgent.desc(), table.c.waiting_since.asc())
-        async with self._store.reading() as connection:
+        async with self._store.transaction() as connection:
             rows = (await connection.execute(query)).all()
+            await self._audit.append(connection, audit_event(actor, "list"))
         return [_summary(row) for row in rows]
 
     async def _own(self, conversation_id: str, team: str) -> sa.Row[Any]:
@@ -247,9 +255,9 @@ class Desk:
             raise Rejected(403, "other_team", "this conversation belongs to another team")
         return row
 
-    async def conversation(self, conversation_id: str, team: str) -> tuple[Summary, list[Entry]]:
-        row = await self._own(conversation_id, team)
-        async with self._store.reading() as connection:
+    async def conversation(self, conversation_id: str, actor: Identity) -> tuple[Summary, list[Entry]]:
+        row = await self._own(conversation_id, actor.team)
+        async with self._store.transaction() as connection:
             entries = (
                 await connection.execute(
                     sa.select(desk_messages)
@@ -257,12 +265,14 @@ class Desk:
                     .order_by(desk_messages.c.at, desk_messages.c.message_id)
                 )
             ).all()
+            await self._audit.append(connection, audit_event(actor, "read", conversation_id))
         return _summary(row), [
             Entry(e.message_id, e.direction, e.author, e.text, orjson.loads(e.attachments), as_utc(e.at))
             for e in entries
         ]
 
-    async def claim(self, conversation_id: str, counsellor: str, team: str) -> Summary:
+    async def claim(self, conversation_id: str, actor: Identity) -> Summary:
+        counsellor, team = actor.account, actor.team
         await self._own(conversation_id, team)
         table = desk_conversations
         async with self._store.transaction() as connection:
@@ -275,13 +285,17 @@ class Desk:
                 )
                 .values(status=CLAIMED, claimed_by=counsellor)
             )
-        row = await self._own(conversation_id, team)
-        if won.rowcount != 1 and row.claimed_by != counsellor:
-            raise _taken(row.claimed_by)
+            row = (
+                await connection.execute(sa.select(table).where(table.c.conversation_id == conversation_id))
+            ).one()
+            if won.rowcount != 1 and row.claimed_by != counsellor:
+                raise _taken(row.claimed_by)
+            await self._audit.append(connection, audit_event(actor, "claim", conversation_id))
         await self._changed(team, conversation_id)
         return _summary(row)
 
-    async def reply(self, conversation_id: str, counsellor: str, team: str, text: str) -> str:
+    async def reply(self, conversation_id: str, actor: Identity, text: str) -> str:
+        counsellor, team = actor.account, actor.team
         row = await self._own(conversation_id, team)
         if row.status != CLAIMED or row.claimed_by != counsellor:
             raise Rejected(409, "not_claimed", "claim the conversation before replying")
@@ -302,7 +316,6 @@ class Desk:
             type=OUTBOUND_SCHEMA_VERSION,
             timestamp=now,
         )
-        await self._broker.publish(OUTBOUND_EXCHANGE, f"{row.channel_kind}.{row.channel_instance}", message)
         async with self._store.transaction() as connection:
             await connection.execute(
                 sa.insert(desk_messages).values(
@@ -320,22 +333,28 @@ class Desk:
                 .where(desk_conversations.c.conversation_id == conversation_id)
                 .values(last_activity_at=now)
             )
+            await self._audit.append(connection, audit_event(actor, "reply", conversation_id))
+            # Sent only once its record is written; a broker that does not take it rolls
+            # back the transcript line and the record with it.
+            await self._broker.publish(
+                OUTBOUND_EXCHANGE, f"{row.channel_kind}.{row.channel_instance}", message
+            )
         await self._changed(team, conversation_id)
         return reply.id
 
-    async def transfer(
-        self, conversation_id: str, counsellor: str, team: str, to_team: str, reason: str
-    ) -> None:
+    async def transfer(self, conversation_id: str, actor: Identity, to_team: str, reason: str) -> None:
+        counsellor, team = actor.account, actor.team
         config = self._live.current
         if to_team not in config.team_codes:
             raise Rejected(422, "unknown_team", "transfer to a region code or national")
         if to_team == team:
             raise Rejected(422, "same_team", "the conversation is already with this team")
         await self._own(conversation_id, team)
-        # The router first, in order with the conversation's messages; then the desk's own view.
+        # The router learns of it through the inbound shard, in order with the conversation's
+        # messages: published once the desk's own view and the record are written, before
+        # they commit, so a transfer the broker did not take leaves no trace.
         shards = config.service.broker.inbound_shards
         control = transfer_publish(conversation_id, to_team, shards)
-        await self._broker.publish(control.exchange, control.routing_key, control.message)
         table = desk_conversations
         async with self._store.transaction() as connection:
             await connection.execute(
@@ -354,11 +373,14 @@ class Desk:
                     at=self._clock(),
                 )
             )
+            await self._audit.append(connection, audit_event(actor, "transfer", conversation_id))
+            await self._broker.publish(control.exchange, control.routing_key, control.message)
         log.info("conversation_transferred", from_team=team, to_team=to_team)
         await self._changed(team, conversation_id)
         await self._changed(to_team, conversation_id)
 
-    async def close_conversation(self, conversation_id: str, counsellor: str, team: str) -> None:
+    async def close_conversation(self, conversation_id: str, actor: Identity) -> None:
+        counsellor, team = actor.account, actor.team
         row = await self._own(conversation_id, team)
         if row.status == CLAIMED and row.claimed_by != counsellor:
             raise _taken(row.claimed_by)
@@ -368,6 +390,7 @@ class Desk:
                 .where(desk_conversations.c.conversation_id == conversation_id)
                 .values(status=CLOSED, claimed_by=None)
             )
+            await self._audit.append(connection, audit_event(actor, "close", conversation_id))
         await self._changed(team, conversation_id)
 
     # privacy by default
@@ -428,6 +451,24 @@ class Desk:
             except Exception as exc:
                 log.warning("retention_failed", error=type(exc).__name__)
             await asyncio.sleep(RETENTION_EVERY_SECONDS)
+
+
+def audit_event(
+    actor: Identity,
+    action: str,
+    conversation_id: str | None = None,
+    result: str = "ok",
+    reason: str | None = None,
+) -> AuditEvent:
+    return AuditEvent(
+        actor.account,
+        actor.method,
+        action,
+        result,
+        team=actor.team or None,
+        conversation_id=conversation_id,
+        reason=reason,
+    )
 
 
 def _taken(claimed_by: str | None) -> Rejected:

@@ -57,3 +57,62 @@ desk_messages = sa.Table(
     sa.Column("attachments", sa.Text, nullable=False, server_default="[]"),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Who is signed in: only the hash of a session's secret token is kept (issue 16).
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("realm", sa.String(120), nullable=False),
+    sa.Column("account", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("team", sa.String(80), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("method", sa.String(20), nullable=False),
+    sa.Column("stage", sa.String(8), nullable=False),
+    sa.Column("credential_stamp", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+# What an account changed for itself: a new or upgraded password hash (valid while the
+# configuration still holds the hash it replaced), its second factor (sealed).
+account_credentials = sa.Table(
+    "account_credentials",
+    metadata,
+    sa.Column("realm", sa.String(120), primary_key=True),
+    sa.Column("account", sa.String(200), primary_key=True),
+    sa.Column("password_hash", sa.Text, nullable=True),
+    sa.Column("replaces_hash", sa.String(64), nullable=True),
+    sa.Column("totp_sealed", sa.Text, nullable=True),
+    sa.Column("totp_pending_sealed", sa.Text, nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),
+    sa.Column("recovery_hashes", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+# The access log (NEN 7513): append-only, each record chained to the one before;
+# audit_head holds the last record's number and hash, so a removed tail shows too.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("account", sa.String(200), nullable=False),
+    sa.Column("method", sa.String(20), nullable=False),
+    sa.Column("on_behalf_of", sa.String(200), nullable=True),
+    sa.Column("team", sa.String(120), nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("conversation_id", sa.String(100), nullable=True),
+    sa.Column("result", sa.String(10), nullable=False),
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)

@@ -157,6 +157,22 @@ class Metrics:
             ["team"],
             registry=r,
         )
+        self.sign_ins = Counter(
+            "gateway_sign_ins",
+            "Sign-ins to the desk and Masker 19, by result (ok, wrong_credentials, "
+            "second_factor_required, wrong_second_factor, too_many_attempts, no_team, ...)",
+            ["result"],
+            registry=r,
+        )
+        self.sessions_active = Gauge(
+            "gateway_sessions_active", "Sessions that have not ended, sampled by the desk role", registry=r
+        )
+        self.audit_events = Counter(
+            "gateway_audit_events",
+            "Access-log records written, by action and result (ok, denied, failed)",
+            ["action", "result"],
+            registry=r,
+        )
         self._published_children: dict[str, Counter] = {}
         self._received_children: dict[str, Counter] = {}
 

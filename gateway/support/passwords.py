@@ -1,19 +1,31 @@
 """Password hashes for accounts kept in configuration (pharmacies, counsellors):
 scrypt from `cryptography`, never the password itself.
 
-Format: ``scrypt$<log2 n>$<r>$<p>$<salt, base64url>$<hash, base64url>``.
+Format: ``scrypt$<log2 n>$<r>$<p>$<salt, base64url>$<hash, base64url>``. New hashes
+cost N=2^17 (128 MiB, about 0.4 s here); older, cheaper hashes still verify and
+`needs_upgrade` says so, so a sign-in can store a stronger one.
+
+`PasswordChecks` runs the checks in a small thread pool (scrypt releases the GIL), so
+a burst of sign-ins never stalls the event loop and every socket and webhook with it;
+an unknown account is checked against a dummy hash of the same cost, so the answer's
+timing does not tell whether the account exists.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-LOG2_N, R, P, LENGTH = 15, 8, 1, 32
+LOG2_N, R, P, LENGTH = 17, 8, 1, 32
 PREFIX = "scrypt"
+# The hash of a random password nobody kept, at the current cost: what an unknown
+# account is checked against (its value is not a secret; its cost is the point).
+DUMMY_HASH = "scrypt$17$8$1$GvR9DUtPqiyPnyzcg4ns-A$kFKpeYQshyzEJ9SUdrbtNwpoDmfXgtQiPYj87hVkPcc"
 
 
 def _b64(data: bytes) -> str:
@@ -37,6 +49,14 @@ def is_password_hash(value: str) -> bool:
     return len(parts) == 6 and parts[0] == PREFIX and all(p.isdigit() for p in parts[1:4])
 
 
+def needs_upgrade(stored: str) -> bool:
+    """A valid hash made at a lower cost than new hashes get."""
+    if not is_password_hash(stored):
+        return False
+    _, log2_n, r, p, _, _ = stored.split("$")
+    return (int(log2_n), int(r), int(p)) < (LOG2_N, R, P)
+
+
 def verify_password(password: str, stored: str) -> bool:
     """Constant time in the password; False for a malformed hash."""
     if not is_password_hash(stored):
@@ -51,3 +71,27 @@ def verify_password(password: str, stored: str) -> bool:
     except (InvalidKey, ValueError):
         return False
     return True
+
+
+class PasswordChecks:
+    """Password checks and hashing off the event loop, at most `workers` at a time (each
+    holds 128 MiB while it runs); the rest wait their turn."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="passwords")
+
+    async def verify(self, password: str, stored: str | None) -> bool:
+        """`stored` None: the account is unknown; the same work is done and False returned."""
+        if stored is None:
+            await self._in_pool(password, DUMMY_HASH)
+            return False
+        return await self._in_pool(password, stored)
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, hash_password, password)
+
+    async def _in_pool(self, password: str, stored: str) -> bool:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, verify_password, password, stored)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

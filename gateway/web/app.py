@@ -16,6 +16,7 @@ from gateway.config.loader import Problem
 from gateway.domain.kinds import Kind, PageRoutes
 from gateway.domain.messages import PublishError, Rejected, WebhookRequest
 from gateway.roles.ingest import Ingest
+from gateway.store.identity import AuditEvent, AuditLog
 from gateway.support.keys import same_secret
 from gateway.support.metrics import Metrics
 from gateway.web.errors import error_response, json_response, rejection_response
@@ -24,6 +25,7 @@ log = structlog.get_logger("gateway.http")
 
 LIVE_KEY = web.AppKey("config", LiveConfig)
 ADMIN_TOKEN_KEY = web.AppKey("admin_token", str)
+AUDIT_KEY: web.AppKey[AuditLog | None] = web.AppKey("audit")
 BROKER_KEY = web.AppKey("broker", Broker)
 INGEST_KEY = web.AppKey("ingest", Ingest)
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -187,6 +189,10 @@ async def admin_reload(request: web.Request) -> web.Response:
     if scheme.lower() != "bearer" or not same_secret(presented.strip(), expected):
         return error_response(401, "wrong_token", "send Authorization: Bearer <GATEWAY_ADMIN_TOKEN>")
     result = reload_config(request.app[LIVE_KEY], request.app[METRICS_KEY])
+    audit = request.app[AUDIT_KEY]
+    if audit is not None:
+        outcome = "failed" if result["problems"] else "ok"
+        await audit.record(AuditEvent("admin", "admin-token", "admin_reload", outcome))
     if result["problems"]:
         return json_response(422, {"error": "invalid_configuration", **result})
     return json_response(200, {"status": "reloaded", **result})
@@ -267,12 +273,14 @@ def create_app(
     webhooks: bool = True,
     readiness: dict[str, Callable[[], bool]] | None = None,
     admin_token: str = "",
+    audit: AuditLog | None = None,
 ) -> web.Application:
     """`readiness`: further named checks for /readyz, beside configuration, broker and topology."""
     max_body = live.current.service.http.max_body_bytes
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
     app[LIVE_KEY] = live
     app[ADMIN_TOKEN_KEY] = admin_token
+    app[AUDIT_KEY] = audit
     app[BROKER_KEY] = broker
     app[INGEST_KEY] = ingest
     app[METRICS_KEY] = metrics_

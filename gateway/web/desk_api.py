@@ -1,10 +1,10 @@
 """The desk's JSON API under /api/v1/, with its OpenAPI document.
 
-A counsellor signs in with `POST /api/v1/session` and gets a bearer token (for a
-region's own case system) and the same token as an HttpOnly, SameSite=Strict
-cookie (for the console, which then also sends the `csrf_token` in
-`X-CSRF-Token` on every change). Every call acts for the counsellor's own team:
-another team's conversation is 403, no or a bad session is 401.
+Signing in, sessions and the second factor are `desk_auth`'s. Every call here acts
+for the signed-in person's own team and role: another team's conversation is 403,
+no session 401, a role without the right 403 `not_permitted`. Every call that
+touches conversations or the access log writes exactly one access-log record: the
+action's own (in its transaction), or the refusal's.
 """
 
 from __future__ import annotations
@@ -13,38 +13,42 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config.live import LiveConfig
-from gateway.config.models import NATIONAL, Counsellor
+from gateway.config.models import NATIONAL
 from gateway.domain.envelope import MAX_TEXT_CHARS
-from gateway.domain.messages import PublishError, Rejected, decode_json
-from gateway.roles.desk import Desk
+from gateway.domain.identity import ACTIONS, Action, permitted
+from gateway.domain.messages import PublishError, Rejected
+from gateway.roles.desk import Desk, audit_event
+from gateway.roles.identity import Identities
+from gateway.store.identity import AuditQuery
 from gateway.support.keys import Keyring
-from gateway.support.passwords import verify_password
-from gateway.support.sessions import SignedTokens, SignInLimiter, demo_password_hash, set_cookie
-from gateway.web.errors import NO_STORE, error_response, json_response, rejection_response
+from gateway.web.desk_auth import (
+    AUTH_KEY,
+    COOKIE,
+    Who,
+    add_auth_routes,
+    answer,
+    audit_refusal,
+    parse_time,
+    read_body,
+    refused,
+)
+from gateway.web.errors import NO_STORE, error_response
 
 log = structlog.get_logger("gateway.desk_api")
 
-COOKIE = "desk_session"
-DEMO_PASSWORD = "desk-demo-2026"  # noqa: S105 - documented; only with GATEWAY_DEMO_ACCOUNTS=1
-DEMO_TEAMS = {"demo-zob": "zuidoost-brabant", "demo-landelijk": NATIONAL}
-SIGN_INS_PER_MINUTE = 10  # per client address: passwords are not to be guessed
 DESK_KEY = web.AppKey("desk", Desk)
-AUTH_KEY: web.AppKey[Auth] = web.AppKey("desk_auth")
-
-
-class _SignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    counsellor: str = Field(min_length=1, max_length=80)
-    password: str = Field(min_length=1, max_length=200)
+KEEP_ALIVE_SECONDS = 15.0
+AUDIT_LIMIT = 1000
 
 
 class _Reply(BaseModel):
@@ -58,114 +62,56 @@ class _Transfer(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@dataclass(frozen=True)
-class Who:
-    counsellor: str
-    name: str
-    team: str
-    via_cookie: bool
-    token: str
-
-
-class Auth:
-    def __init__(self, live: LiveConfig, keyring: Keyring, demo_accounts: bool) -> None:
-        self._live = live
-        self._tokens = SignedTokens(keyring.key_for("desk/session"))
-        self._sign_ins = SignInLimiter(SIGN_INS_PER_MINUTE)
-        self._demo: dict[str, Counsellor] = {}
-        if demo_accounts:
-            shared = demo_password_hash(DEMO_PASSWORD)
-            self._demo = {
-                cid: Counsellor(id=cid, name=f"Demo ({team})", team=team, password_hash=shared)
-                for cid, team in DEMO_TEAMS.items()
-            }
-
-    def may_try(self, address: str) -> bool:
-        return self._sign_ins.allow(address)
-
-    @property
-    def secure_cookies(self) -> bool:
-        return self._live.current.service.desk.secure_cookies
-
-    def account(self, counsellor: str) -> Counsellor | None:
-        return self._live.current.counsellors.get(counsellor) or self._demo.get(counsellor)
-
-    def issue(self, counsellor: Counsellor) -> tuple[str, int]:
-        return self._tokens.issue(counsellor.id, self._live.current.service.desk.session_minutes * 60)
-
-    def csrf(self, token: str) -> str:
-        return self._tokens.csrf(token)
-
-    def csrf_ok(self, token: str, presented: str) -> bool:
-        return self._tokens.csrf_ok(token, presented)
-
-    def who(self, request: web.Request) -> Who:
-        header = request.headers.get("Authorization", "")
-        via_cookie = not header
-        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
-        if via_cookie:
-            token = request.cookies.get(COOKIE, "")
-        counsellor_id = self._tokens.subject(token)
-        if counsellor_id is None:
-            raise Rejected(401, "no_session", "sign in first (POST /api/v1/session)")
-        account = self.account(counsellor_id)
-        if account is None:
-            raise Rejected(401, "no_session", "the session has ended; sign in again")
-        return Who(account.id, account.name, account.team, via_cookie, token)
-
-
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response(status, payload, {**NO_STORE, **(headers or {})})
-
-
-def _refused(refusal: Rejected) -> web.Response:
-    challenge = {"WWW-Authenticate": 'Bearer realm="desk"'} if refusal.status == 401 else {}
-    return rejection_response(refusal, {**NO_STORE, **challenge})
-
-
-B = TypeVar("B", bound=BaseModel)
-
-
-async def _body(request: web.Request, model: type[B]) -> B:
-    data = decode_json(await request.read(), request.content_type, request.charset)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields = tuple(
-            (".".join(str(p) for p in e["loc"]) or "body", e["msg"])
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        raise Rejected(422, "invalid_request", "the request body is not valid", fields) from None
-
-
 Handler = Callable[[web.Request, Who, Desk], Awaitable[web.StreamResponse]]
 
 
 def _action(
-    handler: Handler, *, changes: bool = False
+    handler: Handler, action: Action | None, *, changes: bool = False
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def wrapped(request: web.Request) -> web.StreamResponse:
+        auth = request.app[AUTH_KEY]
         try:
-            auth = request.app[AUTH_KEY]
-            who = auth.who(request)
-            conversation_id = request.match_info.get("conversation_id")
-            if conversation_id is not None and not CONVERSATION_ID.fullmatch(conversation_id):
-                # Never made by the gateway; and PostgreSQL refuses text with NUL in it.
-                raise Rejected(404, "unknown_conversation", "no conversation with this id")
-            if (
-                changes
-                and who.via_cookie
-                and not auth.csrf_ok(who.token, request.headers.get("X-CSRF-Token", ""))
-            ):
-                raise Rejected(403, "csrf", "send the session's csrf_token in X-CSRF-Token")
+            who = await auth.who(request)
+        except Rejected as refusal:
+            return refused(refusal)
+        conversation_id = request.match_info.get("conversation_id")
+        if conversation_id is not None and not CONVERSATION_ID.fullmatch(conversation_id):
+            # Never made by the gateway; and PostgreSQL refuses text with NUL in it.
+            unknown = Rejected(404, "unknown_conversation", "no conversation with this id")
+            return await _refusal(auth.identities, who, action, unknown, None)
+        try:
+            auth.require_full(who)
+            if action is not None and not permitted(who.identity.role, action):
+                raise Rejected(403, "not_permitted", "your role does not allow this")
+            if changes:
+                auth.check_csrf(who, request)
             return await handler(request, who, request.app[DESK_KEY])
         except Rejected as refusal:
-            return _refused(refusal)
+            return await _refusal(auth.identities, who, action, refusal, conversation_id)
         except PublishError as failure:
+            unavailable = Rejected(503, "broker_unavailable", "")
+            await _refusal(auth.identities, who, action, unavailable, conversation_id)
             headers = {**NO_STORE, "Retry-After": "5"}
             return error_response(503, failure.reason, "the broker did not take it; retry", headers=headers)
+        except (SQLAlchemyError, OSError) as exc:
+            # The action's transaction (and its access-log record) rolled back: nothing happened.
+            log.error("desk_store_failed", error=type(exc).__name__)
+            headers = {**NO_STORE, "Retry-After": "5"}
+            detail = "the database did not answer; retry"
+            return error_response(503, "store_unavailable", detail, headers=headers)
 
     return wrapped
+
+
+async def _refusal(
+    identities: Identities, who: Who, action: Action | None, refusal: Rejected, conversation_id: str | None
+) -> web.Response:
+    if action is not None:
+        try:
+            await identities.audit.record(audit_refusal(who, action, refusal, conversation_id))
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("audit_refusal_not_written", error=type(exc).__name__)
+    return refused(refusal)
 
 
 def _summary(summary: Any, now: float) -> dict[str, Any]:
@@ -174,40 +120,6 @@ def _summary(summary: Any, now: float) -> dict[str, Any]:
     data["waiting_since"] = summary.waiting_since.isoformat()
     data["last_activity_at"] = summary.last_activity_at.isoformat()
     return data
-
-
-async def sign_in(request: web.Request) -> web.Response:
-    auth = request.app[AUTH_KEY]
-    try:
-        body = await _body(request, _SignIn)
-    except Rejected as refusal:
-        return _refused(refusal)
-    if not auth.may_try(request.remote or "unknown"):
-        return _refused(Rejected(429, "too_many_attempts", "too many sign-ins from here; wait a minute"))
-    account = auth.account(body.counsellor)
-    if account is None or not verify_password(body.password, account.password_hash):
-        return _refused(Rejected(401, "wrong_credentials", "unknown counsellor or wrong password"))
-    token, expires = auth.issue(account)
-    response = _json(
-        200,
-        {"token": token, "csrf_token": auth.csrf(token), "counsellor": account.id, "name": account.name,
-         "team": account.team, "expires_at": expires},
-    )  # fmt: skip
-    set_cookie(
-        response,
-        COOKIE,
-        token,
-        path="/",
-        secure=auth.secure_cookies or request.secure,
-        max_age=expires - int(time.time()),
-    )
-    log.info("counsellor_signed_in", counsellor=account.id, team=account.team)
-    return response
-
-
-async def _me(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    csrf = request.app[AUTH_KEY].csrf(who.token)
-    return _json(200, {"counsellor": who.counsellor, "name": who.name, "team": who.team, "csrf_token": csrf})
 
 
 CONSOLE = Path(__file__).resolve().parent / "static" / "desk"
@@ -236,48 +148,51 @@ async def console(request: web.Request) -> web.Response:
 async def _list(request: web.Request, who: Who, desk: Desk) -> web.Response:
     include_closed = request.query.get("status") == "all"
     now = time.time()
-    items = [_summary(s, now) for s in await desk.conversations(who.team, include_closed=include_closed)]
-    return _json(200, {"team": who.team, "conversations": items})
+    listed = await desk.conversations(who.identity, include_closed=include_closed)
+    return answer(200, {"team": who.identity.team, "conversations": [_summary(s, now) for s in listed]})
 
 
 async def _read(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    summary, entries = await desk.conversation(request.match_info["conversation_id"], who.team)
+    summary, entries = await desk.conversation(request.match_info["conversation_id"], who.identity)
     transcript = [{**asdict(e), "at": e.at.isoformat()} for e in entries]
-    return _json(200, {**_summary(summary, time.time()), "transcript": transcript})
+    return answer(200, {**_summary(summary, time.time()), "transcript": transcript})
 
 
 async def _claim(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    summary = await desk.claim(request.match_info["conversation_id"], who.counsellor, who.team)
-    return _json(200, _summary(summary, time.time()) | {"claimed_by": who.counsellor, "status": "claimed"})
+    summary = await desk.claim(request.match_info["conversation_id"], who.identity)
+    claimed = {"claimed_by": who.identity.account, "status": "claimed"}
+    return answer(200, _summary(summary, time.time()) | claimed)
 
 
 async def _reply(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    body = await _body(request, _Reply)
-    reply_id = await desk.reply(request.match_info["conversation_id"], who.counsellor, who.team, body.text)
-    return _json(202, {"status": "queued", "id": reply_id})
+    body = await read_body(request, _Reply)
+    reply_id = await desk.reply(request.match_info["conversation_id"], who.identity, body.text)
+    return answer(202, {"status": "queued", "id": reply_id})
 
 
 async def _transfer(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    body = await _body(request, _Transfer)
-    await desk.transfer(
-        request.match_info["conversation_id"], who.counsellor, who.team, body.team, body.reason
-    )
-    return _json(200, {"status": "transferred", "team": body.team})
+    body = await read_body(request, _Transfer)
+    await desk.transfer(request.match_info["conversation_id"], who.identity, body.team, body.reason)
+    return answer(200, {"status": "transferred", "team": body.team})
 
 
 async def _close(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    await desk.close_conversation(request.match_info["conversation_id"], who.counsellor, who.team)
-    return _json(200, {"status": "closed"})
+    await desk.close_conversation(request.match_info["conversation_id"], who.identity)
+    return answer(200, {"status": "closed"})
 
 
 async def _events(request: web.Request, who: Who, desk: Desk) -> web.StreamResponse:
-    """Server-sent events: `changed` with a conversation id whenever one of the team's changes."""
+    """Server-sent events: `changed` with a conversation id whenever one of the team's changes.
+    At every keep-alive the session is looked up again (without counting as use): the
+    stream ends within one keep-alive of the session's end."""
+    auth = request.app[AUTH_KEY]
+    team = who.identity.team
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
 
-    def on_change(team: str, conversation_id: str) -> None:
-        if team == who.team and not queue.full():
+    def on_change(changed_team: str, conversation_id: str) -> None:
+        if changed_team == team and not queue.full():
             queue.put_nowait(conversation_id)
 
     unsubscribe = desk.listen(on_change)
@@ -285,9 +200,14 @@ async def _events(request: web.Request, who: Who, desk: Desk) -> web.StreamRespo
         await response.write(b": connected\n\n")
         while True:
             try:
-                conversation_id = await asyncio.wait_for(queue.get(), 15)
+                conversation_id = await asyncio.wait_for(queue.get(), KEEP_ALIVE_SECONDS)
                 await response.write(f"event: changed\ndata: {conversation_id}\n\n".encode())
             except TimeoutError:
+                if await auth.identities.current(
+                    "desk", who.token, auth.idle, auth.account, touch=False
+                ) is None:
+                    await response.write(b"event: signed_out\ndata: \n\n")
+                    break
                 await response.write(b": keep-alive\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass
@@ -296,35 +216,71 @@ async def _events(request: web.Request, who: Who, desk: Desk) -> web.StreamRespo
     return response
 
 
+async def _audit(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """The access log, newest first, for the privacy officer: their own team's records, or
+    every team's for the national one. Reading it is recorded first: no record, no answer."""
+    query = request.query
+    unknown = set(query) - {"account", "conversation", "action", "since", "until", "limit"}
+    if unknown:
+        raise Rejected(422, "invalid_request", f"unknown filter: {sorted(unknown)[0]}")
+    action = query.get("action")
+    if action is not None and action not in ACTIONS:
+        raise Rejected(422, "invalid_request", "action must be one of the access log's actions")
+    limit = query.get("limit", str(AUDIT_LIMIT))
+    if not limit.isdigit() or not 0 < int(limit) <= AUDIT_LIMIT:
+        raise Rejected(422, "invalid_request", f"limit must be 1 to {AUDIT_LIMIT}")
+    team = who.identity.team
+    filters = AuditQuery(
+        account=query.get("account"),
+        conversation_id=query.get("conversation"),
+        action=action,
+        team=None if team == NATIONAL else team,
+        since=parse_time(query["since"], "since") if "since" in query else None,
+        until=parse_time(query["until"], "until") if "until" in query else None,
+        limit=int(limit),
+    )
+    audit = request.app[AUTH_KEY].identities.audit
+    await audit.record(audit_event(who.identity, "audit_read"))
+    records = await audit.records(filters)
+    listed = [{k: v for k, v in r.items() if k not in ("prev_hash", "hash")} for r in records]
+    for record in listed:
+        record["at"] = record["at"].isoformat()
+    return answer(200, {"records": listed})
+
+
 CONVERSATION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
-ROUTES: list[tuple[str, str, Handler, bool]] = [
-    ("GET", "/api/v1/me", _me, False),
-    ("GET", "/api/v1/conversations", _list, False),
-    ("GET", "/api/v1/conversations/{conversation_id}", _read, False),
-    ("POST", "/api/v1/conversations/{conversation_id}/claim", _claim, True),
-    ("POST", "/api/v1/conversations/{conversation_id}/reply", _reply, True),
-    ("POST", "/api/v1/conversations/{conversation_id}/transfer", _transfer, True),
-    ("POST", "/api/v1/conversations/{conversation_id}/close", _close, True),
-    ("GET", "/api/v1/events", _events, False),
+ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
+    ("GET", "/api/v1/conversations", _list, "list", False),
+    ("GET", "/api/v1/conversations/{conversation_id}", _read, "read", False),
+    ("POST", "/api/v1/conversations/{conversation_id}/claim", _claim, "claim", True),
+    ("POST", "/api/v1/conversations/{conversation_id}/reply", _reply, "reply", True),
+    ("POST", "/api/v1/conversations/{conversation_id}/transfer", _transfer, "transfer", True),
+    ("POST", "/api/v1/conversations/{conversation_id}/close", _close, "close", True),
+    ("GET", "/api/v1/events", _events, None, False),
+    ("GET", "/api/v1/audit", _audit, "audit_read", False),
 ]
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return _json(200, OPENAPI)
+    return answer(200, OPENAPI)
 
 
 def add_routes(
-    app: web.Application, desk: Desk, live: LiveConfig, keyring: Keyring, demo_accounts: bool
+    app: web.Application,
+    desk: Desk,
+    live: LiveConfig,
+    identities: Identities,
+    keyring: Keyring,
+    demo_accounts: bool,
 ) -> None:
     app[DESK_KEY] = desk
-    app[AUTH_KEY] = Auth(live, keyring, demo_accounts)
+    add_auth_routes(app, live, identities, keyring, demo_accounts)
     app.router.add_get("/desk", _to_console)
     app.router.add_get("/desk/", console)
     app.router.add_get("/desk/{name}", console)
-    app.router.add_post("/api/v1/session", sign_in)
     app.router.add_get("/api/v1/openapi.json", openapi)
-    for method, path, handler, changes in ROUTES:
-        app.router.add_route(method, path, _action(handler, changes=changes))
+    for method, path, handler, action, changes in ROUTES:
+        app.router.add_route(method, path, _action(handler, action, changes=changes))
 
 
 def _error_schema() -> dict[str, Any]:
@@ -391,7 +347,7 @@ OPENAPI: dict[str, Any] = {
         "schemas": {"Error": _error_schema(), "Summary": _SUMMARY},
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer"},
-            "cookie": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+            "cookie": {"type": "apiKey", "in": "cookie", "name": "__Host-" + COOKIE},
         },
     },
     "paths": {
@@ -408,17 +364,81 @@ OPENAPI: dict[str, Any] = {
                                 "properties": {
                                     "counsellor": {"type": "string"},
                                     "password": {"type": "string"},
+                                    "code": {"type": "string", "description": "TOTP or recovery code"},
                                 },
                             }
                         }
                     },
                 },
                 "responses": {
-                    "200": {"description": "signed in"},
-                    "401": {"description": "wrong credentials"},
-                    "429": {"description": "too many sign-ins from this address"},
+                    "200": {"description": "signed in (second_factor: ok, enrol or off)"},
+                    "401": {"description": "wrong_credentials, second_factor_required, wrong_second_factor"},
+                    "429": {"description": "too many sign-ins from this address or for this account"},
                     "422": {"description": "invalid body"},
                 },
+            },
+            "delete": _operation("Sign out: the session ends on every process", 204, {}),
+        },
+        "/api/v1/sessions": {"get": _operation("One's own active sessions", 200, {"type": "object"})},
+        "/api/v1/sessions/{session_id}": {
+            "delete": {
+                **_operation("End one of one's own sessions", 204, {}),
+                "parameters": [
+                    {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            }
+        },
+        "/api/v1/second-factor": {
+            "post": _operation(
+                "Start TOTP enrolment: secret, otpauth URI, QR code (SVG)", 200, {"type": "object"}
+            )
+        },
+        "/api/v1/second-factor/confirm": {
+            "post": _operation(
+                "Confirm with a code: ten recovery codes and a new session; every earlier one ends",
+                200,
+                {"type": "object"},
+                body={"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}},
+            )
+        },
+        "/api/v1/password": {
+            "post": _operation(
+                "Change one's password; every session of the account ends",
+                204,
+                {},
+                body={
+                    "type": "object",
+                    "required": ["current_password", "new_password"],
+                    "properties": {
+                        "current_password": {"type": "string"},
+                        "new_password": {"type": "string"},
+                    },
+                },
+            )
+        },
+        "/api/v1/oidc/login": {
+            "get": {
+                "summary": "Sign in through the region's identity provider (302 there; 404 if none)",
+                "responses": {"302": {"description": "to the provider"}, "404": {"description": "none"}},
+            }
+        },
+        "/api/v1/oidc/callback": {
+            "get": {
+                "summary": "The provider's answer: 303 to /desk/ with a session, or a refusal page",
+                "responses": {"303": {"description": "signed in"}, "403": {"description": "no team"}},
+            }
+        },
+        "/api/v1/audit": {
+            "get": {
+                **_operation(
+                    "The access log, newest first (privacy-officer only; reading it is recorded)",
+                    200,
+                    {"type": "object"},
+                ),
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("account", "conversation", "action", "since", "until", "limit")
+                ],
             }
         },
         "/api/v1/me": {"get": _operation("Who is signed in", 200, {"type": "object"})},

@@ -23,6 +23,7 @@ from adapters.http_json.cases import HTTP_JSON_CHANNEL
 from gateway.broker.embedded import EmbeddedBroker
 from gateway.config.live import LiveConfig
 from gateway.domain.envelope import ChannelRef, Envelope, OutboundMessage, Route
+from gateway.domain.identity import Identity
 from gateway.roles.desk import Desk
 from gateway.service import kinds, load_config, make_store, topology_for
 from gateway.support.metrics import Metrics
@@ -34,6 +35,7 @@ from tests.conftest import (
     clean_state,
     drain,
 )
+from tests.helpers.desk import Counsellors
 
 pytestmark = pytest.mark.broker
 
@@ -78,14 +80,12 @@ async def desks(vhost, database_url, tmp_path, example_env, password_hash) -> As
         await front.wait_ready(40)
         await other.wait_ready(40)
         tokens = {}
+        counsellors = Counsellors(PASSWORD)
         async with ClientSession() as session:
             for cid in COUNSELLORS:
-                async with session.post(
-                    f"{front.base}/api/v1/session", json={"counsellor": cid, "password": PASSWORD}
-                ) as r:
-                    assert r.status == 200, await r.text()
-                    tokens[cid] = (await r.json())["token"]
+                tokens[cid] = (await counsellors.sign_in(session, front.base, cid))["token"]
         yield {
+            "counsellors": counsellors,
             "a": front,
             "b": other,
             "url": vhost[1],
@@ -240,11 +240,12 @@ async def test_the_console_cookie_needs_the_csrf_token_for_changes(desks) -> Non
     await person_writes(desks, "persoon-3", "hallo")
     (item,) = await listed(desks, "anna-zob")
     async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as session:  # unsafe: an IP address host
-        async with session.post(
-            f"{a.base}/api/v1/session", json={"counsellor": "anna-zob", "password": PASSWORD}
-        ) as r:
+        code = await desks["counsellors"].code("anna-zob")
+        body = {"counsellor": "anna-zob", "password": PASSWORD, "code": code}
+        async with session.post(f"{a.base}/api/v1/session", json=body) as r:
             csrf = (await r.json())["csrf_token"]
-            assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers["Set-Cookie"]
+            cookie = r.headers["Set-Cookie"]
+            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age" not in cookie
         claim = f"{a.base}/api/v1/conversations/{item['conversation_id']}/claim"
         async with session.get(f"{a.base}/api/v1/conversations") as r:
             assert r.status == 200  # reading with the cookie alone is fine
@@ -295,13 +296,19 @@ async def test_the_openapi_document_matches_the_real_routes(desks) -> None:
     from gateway.web.desk_api import ROUTES
 
     documented = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops}
-    served = {(m, p) for m, p, _, _ in ROUTES} | {
-        ("POST", "/api/v1/session"),
-        ("GET", "/api/v1/openapi.json"),
-    }
+    from gateway.web.desk_auth import AUTH_ROUTES
+    from gateway.web.oidc import CALLBACK_PATH, LOGIN_PATH
+
+    served = (
+        {(m, p) for m, p, *_ in ROUTES}
+        | {(m, p) for m, p, _ in AUTH_ROUTES}
+        | {("GET", LOGIN_PATH), ("GET", CALLBACK_PATH)}
+        | {("GET", "/api/v1/openapi.json")}
+    )
     assert documented == served
-    for method, path in served - {("GET", "/api/v1/events")}:  # each is served there (no 405)
-        concrete = path.replace("{conversation_id}", "c_unknown")
+    ends_session = {("DELETE", "/api/v1/session"), ("POST", "/api/v1/password")}
+    for method, path in served - {("GET", "/api/v1/events")} - ends_session:  # each is served (no 405)
+        concrete = path.replace("{conversation_id}", "c_unknown").replace("{session_id}", "s_unknown")
         status, _ = await call(
             desks["a"].base, method, concrete, desks["tokens"]["anna-zob"], {} if method == "POST" else None
         )
@@ -337,7 +344,8 @@ async def test_retention_deletes_quiet_conversations(
             ids[name] = envelope.conversation_id
         gone = await desk.forget_before(now - timedelta(hours=config.service.desk.retention_hours))
         assert gone >= 1
-        remaining = {s.conversation_id for s in await desk.conversations("zuidoost-brabant")}
+        actor = Identity("desk", "anna-zob", "Anna", "zuidoost-brabant", "counsellor", "password+totp")
+        remaining = {s.conversation_id for s in await desk.conversations(actor)}
         assert ids["old"] not in remaining and ids["recent"] in remaining
         async with store.reading() as connection:
             from sqlalchemy import text
@@ -430,7 +438,7 @@ async def test_demo_counsellors_exist_only_when_enabled_and_are_warned(vhost, ex
         await on.wait_ready(40)
         await off.wait_ready(40)
         status, answer = await call(on.base, "POST", "/api/v1/session", None, demo)
-        assert status == 200 and answer["team"] == "zuidoost-brabant"
+        assert status == 200 and answer["team"] == "zuidoost-brabant" and answer["second_factor"] == "enrol"
         status, _ = await call(off.base, "POST", "/api/v1/session", None, demo)
         assert status == 401
     finally:
