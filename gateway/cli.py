@@ -206,6 +206,35 @@ def _rabbitmq_definitions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Walk the access log's chain: exit 0 when it holds, 1 naming the first broken record."""
+    if settings.database_url is None:
+        print("gateway: set GATEWAY_DATABASE_URL to the database that holds the access log", file=sys.stderr)
+        return 2
+    from gateway.service import make_store
+    from gateway.store.identity import AuditLog
+
+    async def verify() -> tuple[int, Any]:
+        store = make_store(settings.database_url)
+        try:
+            await store.start()  # the schema is migrated, as a starting process would
+            return await AuditLog(store).verify()
+        finally:
+            await store.close()
+
+    count, broken = asyncio.run(verify())
+    if args.json:
+        print(orjson.dumps({
+            "records": count, "intact": broken is None,
+            "broken_at": broken.seq if broken else None, "problem": broken.problem if broken else None,
+        }).decode())  # fmt: skip
+    elif broken is None:
+        print(f"access log intact: {count} records, each linked to the one before")
+    else:
+        print(f"access log BROKEN at record {broken.seq}: {broken.problem}", file=sys.stderr)
+    return 0 if broken is None else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="The Veilig Thuis messaging gateway")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -250,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     rabbit.add_argument("--passwords", help="a JSON file {user: password}; users without one cannot sign in")
     rabbit.add_argument("--config", help="configuration directory")
     rabbit.set_defaults(func=_rabbitmq_definitions)
+
+    audit = commands.add_parser("audit", help="the access log (NEN 7513)")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check that no record was edited, inserted or removed (exit 1 names the first)"
+    )
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(func=_audit_verify)
 
     for kind in kinds().values():  # a kind's own subcommands (`gateway telegram set-webhook`)
         kind.add_commands(commands)

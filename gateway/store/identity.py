@@ -388,7 +388,7 @@ class AuditLog:
 
 
 def _record(row: sa.Row[Any]) -> dict[str, Any]:
-    data = dict(row._mapping)
+    data = {str(key): value for key, value in row._mapping.items()}  # plain str keys, for orjson
     data["at"] = as_utc(data["at"]).astimezone(UTC)
     return data
 
