@@ -268,6 +268,13 @@ def load_config(directory: str | Path, kinds: Mapping[str, KindSchema]) -> Confi
                 problems.append(Problem("counsellors.yaml", f"{where}.id", "duplicate counsellor id"))
             counsellors[counsellor.id] = counsellor
 
+    oidc = service.desk.oidc if service is not None else None
+    if oidc is not None:
+        for index, mapping in enumerate(oidc.mappings):
+            if mapping.team != NATIONAL and mapping.team not in regions:
+                where = f"desk.oidc.mappings[{index}].team"
+                problems.append(Problem("gateway.yaml", where, "not a region code or national"))
+
     if problems or service is None or national is None or routing is None:
         raise ConfigError(problems)
     warnings = tuple(
@@ -276,6 +283,12 @@ def load_config(directory: str | Path, kinds: Mapping[str, KindSchema]) -> Confi
         for c in channels.values()
         if c.missing_secrets
     )
+    secret = ENV_REF.match(oidc.client_secret) if oidc is not None else None
+    if secret is not None and not os.environ.get(secret[1]):
+        warnings += (
+            f"gateway.yaml: desk.oidc.client_secret ({secret[1]}) is not set in the environment; "
+            "sign-in through the identity provider is refused until it is",
+        )
     return Config(
         directory=root,
         service=service,

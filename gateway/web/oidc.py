@@ -535,7 +535,10 @@ def add_oidc_routes(
             return await refuse(request, refusal.reason, refusal.status)
         identity = identity_from(claims, oidc)
         if identity is None:
-            return await refuse(request, "no_team", 403)
+            # Who tried, for the access log: the provider's subject, with no team or role.
+            subject = str(claims["sub"])
+            tried = Identity("desk", account_of(subject), display_name(claims, subject), "", "", "oidc")
+            return await refuse(request, "no_team", 403, tried)
         log.info("oidc_signed_in")
         response = await on_identity(request, identity)
         if not response.prepared:

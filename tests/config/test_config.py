@@ -70,6 +70,12 @@ def _write(name: str, text: str) -> Callable[[Path], None]:
 CHANNEL = "channels/http-json-zuidoost-brabant.yaml"
 LITERAL_SECRET = "sup3r-s3cret-value"
 
+OIDC = {
+    "issuer": "https://idp.example",
+    "client_id": "desk",
+    "client_secret": "${OIDC_SECRET}",
+    "public_url": "https://desk.example",
+}
 BROKEN = [
     # (what is wrong, edit, file named, field named)
     ("YAML syntax", _write("regions.yaml", "regions: [\n"), "regions.yaml", "line"),
@@ -180,6 +186,42 @@ BROKEN = [
         _edit_yaml("regions.yaml", lambda d: d["regions"][2].update(postcode_ranges=["12-34"])),
         "regions.yaml",
         "regions[2].postcode_ranges[0]",
+    ),
+    (
+        "identity provider mapped to an unknown team",
+        _edit_yaml(
+            "gateway.yaml",
+            lambda d: d.update(desk={"oidc": {**OIDC, "mappings": [{"value": "g", "team": "atlantis"}]}}),
+        ),
+        "gateway.yaml",
+        "desk.oidc.mappings[0].team",
+    ),
+    (
+        "identity provider secret as a value",
+        _edit_yaml(
+            "gateway.yaml",
+            lambda d: d.update(
+                desk={
+                    "oidc": {
+                        **OIDC,
+                        "client_secret": LITERAL_SECRET,
+                        "mappings": [{"value": "g", "team": "national"}],
+                    }
+                }
+            ),
+        ),
+        "gateway.yaml",
+        "desk.oidc.client_secret",
+    ),
+    (
+        "counsellor with an unknown role",
+        _write(
+            "counsellors.yaml",
+            "counsellors:\n"
+            "- {id: a, name: A, team: national, role: admin, password_hash: 'scrypt$17$8$1$a$b'}\n",
+        ),
+        "counsellors.yaml",
+        "counsellors[0].role",
     ),
 ]
 

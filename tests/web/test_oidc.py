@@ -239,7 +239,10 @@ async def test_an_account_of_no_team_gets_a_refusal_page_and_no_desk(world, brow
     assert answer.headers["Cache-Control"] == "no-store"
     assert answer.headers["Content-Security-Policy"].startswith("default-src 'none'; style-src 'self'")
     assert "Niels" not in page and "niels@" not in page
-    assert desk.identities == [] and desk.refusals == [("no_team", None)]
+    assert desk.identities == []
+    [(reason, tried)] = desk.refusals
+    assert reason == "no_team" and tried is not None  # who tried, for the access log
+    assert (tried.account, tried.team, tried.role) == ("oidc:no-team", "", "")
     assert pending_cookies(answer), "the pending login is cleared on a refusal too"
 
 
