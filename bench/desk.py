@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from gateway.domain.envelope import ChannelRef, Envelope, Route
 from gateway.support.passwords import hash_password
+from tests.helpers.desk import Counsellors
 from tests.helpers.harness import (
     PYTHON,
     ROOT,
@@ -179,10 +180,7 @@ async def console_latency(amqp_url: str, port: int, args: argparse.Namespace) ->
     sent: dict[str, float] = {}
     latencies: list[float] = []
     async with aiohttp.ClientSession() as session:
-        async with session.post(
-            f"{base}/api/v1/session", json={"counsellor": "bench", "password": PASSWORD}
-        ) as r:
-            token = (await r.json())["token"]
+        token = (await Counsellors(PASSWORD).sign_in(session, base, "bench"))["token"]
         tag = uuid.uuid4().hex[:6]
         count = int(args.rate * args.duration)
         items = [envelope(n, tag, conversations=count) for n in range(count)]  # each event names one message
