@@ -567,3 +567,114 @@ async def test_an_action_whose_record_cannot_be_written_is_not_carried_out(world
     assert not any(b"niet verstuurd" in m.body for m in sent), "a reply went out without its record"
     transcript = (await call(world.a.base, "GET", c, anna))[1]["transcript"]
     assert [e["text"] for e in transcript if e["direction"] == "out"] == []
+
+
+# passwords, limits, switching the second factor off
+
+
+async def test_an_old_cheap_hash_is_upgraded_at_sign_in_and_an_admin_reset_still_wins(
+    vhost, database_url, tmp_path, example_env, monkeypatch
+) -> None:
+    from gateway.support import passwords
+
+    with monkeypatch.context() as patched:
+        patched.setattr(passwords, "LOG2_N", 15)  # as hashes were made before December 2026
+        old_hash = passwords.hash_password(PASSWORD)
+    assert old_hash.startswith("scrypt$15$")
+    world = await start_world(vhost, database_url, tmp_path, old_hash)
+    try:
+        await world.sign_in("anna-zob")
+        stored = await world.sql("SELECT 1 FROM account_credentials WHERE account = 'anna-zob' "
+                                 "AND password_hash LIKE 'scrypt$17$%'")  # fmt: skip
+        assert stored == "SELECT 1", "the hash was not upgraded"
+        await world.sign_in("anna-zob", world.b.base)  # the upgraded hash verifies
+        # An administrator resets the password in counsellors.yaml: that hash wins.
+        accounts = yaml.safe_load((world.root / "counsellors.yaml").read_text())
+        for account in accounts["counsellors"]:
+            if account["id"] == "anna-zob":
+                account["password_hash"] = hash_password(NEW_PASSWORD)
+        (world.root / "counsellors.yaml").write_text(yaml.safe_dump(accounts))
+        for process in (world.a, world.b):
+            process.process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(1.0)
+        code = await world.code("anna-zob")
+        old = {"counsellor": "anna-zob", "password": PASSWORD, "code": code}
+        assert (await call(world.a.base, "POST", "/api/v1/session", None, old))[0] == 401
+        status, answer = await call(
+            world.a.base, "POST", "/api/v1/session", None, {**old, "password": NEW_PASSWORD}
+        )
+        assert status == 200, answer
+        world.secrets.update({answer["token"], answer["session_id"]})
+    finally:
+        world.a.stop()
+        world.b.stop()
+
+
+async def test_sign_ins_are_limited_per_account_whatever_the_address(
+    vhost, database_url, tmp_path, example_env, password_hash
+) -> None:
+    world = await start_world(
+        vhost,
+        database_url,
+        tmp_path,
+        password_hash,
+        sign_ins_per_minute=1000,
+        sign_ins_per_account_per_hour=3,
+    )
+    try:
+        guess = {"counsellor": "anna-zob", "password": "guess"}
+        statuses = [(await call(world.b.base, "POST", "/api/v1/session", None, guess))[0] for _ in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+        other = {"counsellor": "bram-zob", "password": "guess"}
+        assert (await call(world.b.base, "POST", "/api/v1/session", None, other))[
+            0
+        ] == 401  # bram is not blocked
+        last = (await world.audit_rows())[-2]
+        assert (last["account"], last["action"], last["result"], last["reason"]) == (
+            "anna-zob", "sign_in_failed", "denied", "too_many_attempts",
+        )  # fmt: skip
+    finally:
+        world.a.stop()
+        world.b.stop()
+
+
+async def test_switching_the_second_factor_off_is_warned_at_start(
+    vhost, database_url, tmp_path, example_env, password_hash
+) -> None:
+    world = await start_world(vhost, database_url, tmp_path, password_hash, second_factor=False)
+    try:
+        status, answer = await call(
+            world.a.base, "POST", "/api/v1/session", None, {"counsellor": "anna-zob", "password": PASSWORD}
+        )
+        assert status == 200 and answer["second_factor"] == "off" and answer["method"] == "password"
+        assert (await call(world.a.base, "GET", "/api/v1/conversations", answer["token"]))[0] == 200
+    finally:
+        world.a.stop()
+        world.b.stop()
+    assert "PASSWORD ONLY" in world.a.logs() and "second_factor_off" in world.b.logs()
+
+
+async def test_the_access_logs_retention_keeps_one_unbroken_chain(database_url, example_env) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from gateway.service import make_store
+    from gateway.store.identity import AuditEvent, AuditLog
+
+    store = make_store(database_url)
+    await store.start()
+    try:
+        async with store.transaction() as connection:
+            from sqlalchemy import text
+
+            await connection.execute(text("DELETE FROM audit_log"))
+            await connection.execute(text("UPDATE audit_head SET seq = 0, hash = repeat('0', 64)"))
+        now = datetime.now(UTC)
+        for days_ago in (800, 760, 700, 10, 0):
+            log = AuditLog(store, clock=lambda d=days_ago: now - timedelta(days=d))
+            await log.record(AuditEvent("anna-zob", "password+totp", "read", "ok", conversation_id="c_1"))
+        log = AuditLog(store)
+        assert await log.forget_before(now - timedelta(days=730)) == 2
+        count, broken = await log.verify()
+        assert (count, broken) == (3, None)
+    finally:
+        await store.close()

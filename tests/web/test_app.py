@@ -6,6 +6,7 @@ import asyncio
 import re
 
 from adapters.http_json.cases import HTTP_JSON_CHANNEL
+from gateway.domain.identity import Identity
 from gateway.service import topology_for
 from tests.conftest import (
     auth,
@@ -71,10 +72,11 @@ async def test_webhook_reply_is_json_with_the_envelope_ids(embedded_service) -> 
     payload = await response.json()
     assert response.status == 202 and payload["status"] == "accepted"
     stored: list[str] = []
+    reader = Identity("desk", "test", "Test", "zuidoost-brabant", "counsellor", "password+totp")
     for _ in range(300):  # every role in one process: the router, then the desk, take it on
-        listed = await service.desk.conversations("zuidoost-brabant")
+        listed = await service.desk.conversations(reader)
         if listed:
-            _, entries = await service.desk.conversation(listed[0].conversation_id, "zuidoost-brabant")
+            _, entries = await service.desk.conversation(listed[0].conversation_id, reader)
             stored = [e.message_id for e in entries]
             break
         await asyncio.sleep(0.01)
