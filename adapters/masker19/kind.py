@@ -194,6 +194,7 @@ class Masker19(ChannelKind[Masker19Settings]):
         self._host = host
         self._csrf_tokens = CsrfTokens(host.key_for("masker19/csrf"))
         if host.demo_accounts:
+            demo_password_hash(DEMO_PASSWORD)  # made now, at start, not on the event loop later
             log.warning(
                 "demo_accounts",
                 detail="GATEWAY_DEMO_ACCOUNTS is on: the DEMO pharmacy 'demo-apotheek' can sign in with a "
@@ -325,6 +326,8 @@ class Masker19(ChannelKind[Masker19Settings]):
             host.refused(self.name, refusal.reason)
             if refusal.status == 429:
                 return self._login_page(channel, request, "Te veel pogingen. Wacht even.", 429)
+            if refusal.status == 503:
+                return self._login_page(channel, request, "Het is nu druk. Probeer het zo opnieuw.", 503)
             return self._login_page(channel, request, "Onbekende apotheekcode of verkeerd wachtwoord.", 401)
         response = self._redirect(channel)
         secure = settings.secure_cookies or request.secure

@@ -27,7 +27,7 @@ from gateway.store.database import Store
 from gateway.store.identity import AuditEvent, AuditLog, Credentials, Sessions, StoredCredentials
 from gateway.support.keys import Keyring, SealError
 from gateway.support.metrics import Metrics
-from gateway.support.passwords import PasswordChecks, needs_upgrade
+from gateway.support.passwords import ChecksBusy, PasswordChecks, needs_upgrade
 from gateway.support.ratelimit import Window
 
 log = structlog.get_logger("gateway.identity")
@@ -86,7 +86,29 @@ class Identities:
         lifetime: timedelta,
     ) -> SignedIn:
         """Raises Rejected: 429 too_many_attempts, 401 wrong_credentials,
-        second_factor_required or wrong_second_factor."""
+        second_factor_required or wrong_second_factor, 503 sign_in_busy."""
+        try:
+            return await self._sign_in(
+                realm, account, password, code, address, per_minute=per_minute, per_hour=per_hour,
+                lifetime=lifetime,
+            )  # fmt: skip
+        except ChecksBusy:
+            self._metrics.sign_ins.labels("busy").inc()
+            detail = "many sign-ins at once; try again in a moment"
+            raise Rejected(503, "sign_in_busy", detail, headers={"Retry-After": "2"}) from None
+
+    async def _sign_in(
+        self,
+        realm: str,
+        account: LocalAccount | None,
+        password: str,
+        code: str | None,
+        address: str,
+        *,
+        per_minute: int,
+        per_hour: int,
+        lifetime: timedelta,
+    ) -> SignedIn:
         who = account.id if account is not None else "unknown"  # never what was typed
         if not self._allowed(address, f"{realm}|{who}", per_minute, per_hour):
             await self._failed(realm, who, account, "too_many_attempts", "denied")

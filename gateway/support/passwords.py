@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+T = TypeVar("T")
 LOG2_N, R, P, LENGTH = 17, 8, 1, 32
 PREFIX = "scrypt"
 # The hash of a random password nobody kept, at the current cost: what an unknown
@@ -73,25 +76,44 @@ def verify_password(password: str, stored: str) -> bool:
     return True
 
 
+class ChecksBusy(Exception):
+    """More password checks are waiting than `max_waiting`: answer "try again" at once."""
+
+
+def default_workers() -> int:
+    """Two at most, and one core always left to the event loop."""
+    return max(1, min(2, (os.cpu_count() or 2) - 1))
+
+
 class PasswordChecks:
     """Password checks and hashing off the event loop, at most `workers` at a time (each
-    holds 128 MiB while it runs); the rest wait their turn."""
+    holds 128 MiB while it runs); up to `max_waiting` more wait their turn, and beyond
+    that a check raises ChecksBusy rather than queueing without bound."""
 
-    def __init__(self, workers: int = 2) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="passwords")
+    def __init__(self, workers: int | None = None, max_waiting: int = 32) -> None:
+        self._workers = workers or default_workers()
+        self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="passwords")
+        self._max_in_pool = self._workers + max_waiting
+        self._in_pool = 0
 
     async def verify(self, password: str, stored: str | None) -> bool:
         """`stored` None: the account is unknown; the same work is done and False returned."""
         if stored is None:
-            await self._in_pool(password, DUMMY_HASH)
+            await self._run(verify_password, password, DUMMY_HASH)
             return False
-        return await self._in_pool(password, stored)
+        return await self._run(verify_password, password, stored)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, hash_password, password)
+        return await self._run(hash_password, password)
 
-    async def _in_pool(self, password: str, stored: str) -> bool:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, verify_password, password, stored)
+    async def _run(self, function: Callable[..., T], *args: str) -> T:
+        if self._in_pool >= self._max_in_pool:
+            raise ChecksBusy()
+        self._in_pool += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        finally:
+            self._in_pool -= 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -186,6 +186,8 @@ async def _events(request: web.Request, who: Who, desk: Desk) -> web.StreamRespo
     At every keep-alive the session is looked up again (without counting as use): the
     stream ends within one keep-alive of the session's end."""
     auth = request.app[AUTH_KEY]
+    if not permitted(who.identity.role, "list"):  # the stream names the team's conversations
+        raise Rejected(403, "not_permitted", "your role does not allow this")
     team = who.identity.team
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)

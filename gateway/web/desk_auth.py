@@ -106,6 +106,7 @@ class Auth:
         if demo_accounts:
             self._demo = {cid: (f"Demo ({team})", team, "counsellor") for cid, team in DEMO_TEAMS.items()}
             self._demo[DEMO_PRIVACY_OFFICER] = ("Demo (privacy officer)", NATIONAL, "privacy-officer")
+            demo_password_hash(DEMO_PASSWORD)  # made now, at start, not on the event loop later
 
     @property
     def settings(self) -> DeskSettings:
