@@ -237,7 +237,7 @@ class Desk:
         query = query.order_by(table.c.urgent.desc(), table.c.waiting_since.asc())
         async with self._store.transaction() as connection:
             rows = (await connection.execute(query)).all()
-            await self._audit.append(connection, audit_event(actor, "list"))
+            await self._audit.append(connection, AuditEvent.by(actor, "list"))
         return [_summary(row) for row in rows]
 
     async def _own(self, conversation_id: str, team: str) -> sa.Row[Any]:
@@ -265,7 +265,7 @@ class Desk:
                     .order_by(desk_messages.c.at, desk_messages.c.message_id)
                 )
             ).all()
-            await self._audit.append(connection, audit_event(actor, "read", conversation_id))
+            await self._audit.append(connection, AuditEvent.by(actor, "read", "ok", conversation_id))
         return _summary(row), [
             Entry(e.message_id, e.direction, e.author, e.text, orjson.loads(e.attachments), as_utc(e.at))
             for e in entries
@@ -290,7 +290,7 @@ class Desk:
             ).one()
             if won.rowcount != 1 and row.claimed_by != counsellor:
                 raise _taken(row.claimed_by)
-            await self._audit.append(connection, audit_event(actor, "claim", conversation_id))
+            await self._audit.append(connection, AuditEvent.by(actor, "claim", "ok", conversation_id))
         await self._changed(team, conversation_id)
         return _summary(row)
 
@@ -333,7 +333,7 @@ class Desk:
                 .where(desk_conversations.c.conversation_id == conversation_id)
                 .values(last_activity_at=now)
             )
-            await self._audit.append(connection, audit_event(actor, "reply", conversation_id))
+            await self._audit.append(connection, AuditEvent.by(actor, "reply", "ok", conversation_id))
             # Sent only once its record is written; a broker that does not take it rolls
             # back the transcript line and the record with it.
             await self._broker.publish(
@@ -373,7 +373,7 @@ class Desk:
                     at=self._clock(),
                 )
             )
-            await self._audit.append(connection, audit_event(actor, "transfer", conversation_id))
+            await self._audit.append(connection, AuditEvent.by(actor, "transfer", "ok", conversation_id))
             await self._broker.publish(control.exchange, control.routing_key, control.message)
         log.info("conversation_transferred", from_team=team, to_team=to_team)
         await self._changed(team, conversation_id)
@@ -390,7 +390,7 @@ class Desk:
                 .where(desk_conversations.c.conversation_id == conversation_id)
                 .values(status=CLOSED, claimed_by=None)
             )
-            await self._audit.append(connection, audit_event(actor, "close", conversation_id))
+            await self._audit.append(connection, AuditEvent.by(actor, "close", "ok", conversation_id))
         await self._changed(team, conversation_id)
 
     # privacy by default
@@ -451,24 +451,6 @@ class Desk:
             except Exception as exc:
                 log.warning("retention_failed", error=type(exc).__name__)
             await asyncio.sleep(RETENTION_EVERY_SECONDS)
-
-
-def audit_event(
-    actor: Identity,
-    action: str,
-    conversation_id: str | None = None,
-    result: str = "ok",
-    reason: str | None = None,
-) -> AuditEvent:
-    return AuditEvent(
-        actor.account,
-        actor.method,
-        action,
-        result,
-        team=actor.team or None,
-        conversation_id=conversation_id,
-        reason=reason,
-    )
 
 
 def _taken(claimed_by: str | None) -> Rejected:

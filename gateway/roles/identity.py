@@ -87,28 +87,6 @@ class Identities:
     ) -> SignedIn:
         """Raises Rejected: 429 too_many_attempts, 401 wrong_credentials,
         second_factor_required or wrong_second_factor, 503 sign_in_busy."""
-        try:
-            return await self._sign_in(
-                realm, account, password, code, address, per_minute=per_minute, per_hour=per_hour,
-                lifetime=lifetime,
-            )  # fmt: skip
-        except ChecksBusy:
-            self._metrics.sign_ins.labels("busy").inc()
-            detail = "many sign-ins at once; try again in a moment"
-            raise Rejected(503, "sign_in_busy", detail, headers={"Retry-After": "2"}) from None
-
-    async def _sign_in(
-        self,
-        realm: str,
-        account: LocalAccount | None,
-        password: str,
-        code: str | None,
-        address: str,
-        *,
-        per_minute: int,
-        per_hour: int,
-        lifetime: timedelta,
-    ) -> SignedIn:
         who = account.id if account is not None else "unknown"  # never what was typed
         if not self._allowed(address, f"{realm}|{who}", per_minute, per_hour):
             await self._failed(realm, who, account, "too_many_attempts", "denied")
@@ -116,7 +94,7 @@ class Identities:
         stored = await self.credentials.of(realm, account.id) if account is not None else None
         usable = account is not None and not account.disabled
         current_hash = self._password_hash(account, stored) if usable and account and stored else None
-        if not await self._passwords.verify(password, current_hash):
+        if not await self._verify(password, current_hash):
             await self._failed(realm, who, account, "wrong_credentials", "failed")
             raise Rejected(401, "wrong_credentials", "unknown account or wrong password")
         assert account is not None and stored is not None and current_hash is not None
@@ -124,7 +102,7 @@ class Identities:
             await self.credentials.update(
                 realm,
                 account.id,
-                password_hash=await self._passwords.hash(password),
+                password_hash=await self._hash(password),
                 replaces_hash=_digest(account.password_hash),
             )
         if not account.second_factor:
@@ -147,6 +125,23 @@ class Identities:
             "the code is wrong or has expired: use the current code from your app, "
             "or an unused recovery code",
         )
+
+    async def _verify(self, password: str, stored: str | None) -> bool:
+        try:
+            return await self._passwords.verify(password, stored)
+        except ChecksBusy:
+            raise self._busy() from None
+
+    async def _hash(self, password: str) -> str:
+        try:
+            return await self._passwords.hash(password)
+        except ChecksBusy:
+            raise self._busy() from None
+
+    def _busy(self) -> Rejected:
+        self._metrics.sign_ins.labels("busy").inc()
+        detail = "many sign-ins at once; try again in a moment"
+        return Rejected(503, "sign_in_busy", detail, headers={"Retry-After": "2"})
 
     def _allowed(self, address: str, account_key: str, per_minute: int, per_hour: int) -> bool:
         if self._by_address.limit != per_minute:
@@ -257,16 +252,16 @@ class Identities:
             )
             await self.audit.append(
                 connection,
-                AuditEvent(identity.account, identity.method, "sign_in", "ok", team=identity.team or None),
+                AuditEvent.by(identity, "sign_in"),
             )
         self._metrics.sign_ins.labels("ok").inc()
         return SignedIn(token, session, "off")
 
     @staticmethod
     def _event(
-        account: LocalAccount, method: str, action: str, result: str, reason: str | None = None
+        account: LocalAccount, method: Method, action: str, result: str, reason: str | None = None
     ) -> AuditEvent:
-        return AuditEvent(account.id, method, action, result, team=account.team or None, reason=reason)
+        return AuditEvent.by(account.identity(method), action, result, reason=reason)
 
     # a session in use
 
@@ -292,21 +287,13 @@ class Identities:
         identity = session.identity
         async with self._store.transaction() as connection:
             await self.sessions.end(token, connection)
-            await self.audit.append(
-                connection,
-                AuditEvent(identity.account, identity.method, "sign_out", "ok", team=identity.team or None),
-            )
+            await self.audit.append(connection, AuditEvent.by(identity, "sign_out"))
 
     async def end_one(self, session: Session, public_id: str) -> bool:
         identity = session.identity
         ended = await self.sessions.end_one(identity.realm, identity.account, public_id)
         if ended:
-            await self.audit.record(
-                AuditEvent(
-                    identity.account, identity.method, "sign_out", "ok", team=identity.team or None,
-                    reason="another_session",
-                )
-            )  # fmt: skip
+            await self.audit.record(AuditEvent.by(identity, "sign_out", reason="another_session"))
         return ended
 
     # the second factor and the password, changed by the account itself
@@ -358,7 +345,7 @@ class Identities:
     async def change_password(self, session: Session, account: LocalAccount, current: str, new: str) -> None:
         """Ends every session of the account, this one too."""
         stored = await self.credentials.of(account.realm, account.id)
-        if not await self._passwords.verify(current, self._password_hash(account, stored)):
+        if not await self._verify(current, self._password_hash(account, stored)):
             await self.audit.record(
                 self._event(account, session.identity.method, "password_changed", "failed", "wrong_password")
             )
@@ -367,7 +354,7 @@ class Identities:
             raise Rejected(
                 422, "weak_password", f"a new password has at least {MIN_PASSWORD_CHARS} characters"
             )
-        new_hash = await self._passwords.hash(new)
+        new_hash = await self._hash(new)
         async with self._store.transaction() as connection:
             await self.credentials.update(
                 account.realm, account.id, connection,

@@ -32,6 +32,14 @@ TOUCH_AFTER = timedelta(seconds=30)
 Clock = Callable[[], datetime]
 
 
+async def _execute(store: Store, statement: sa.Executable, connection: AsyncConnection | None) -> int:
+    """In the caller's transaction when it passes one, else in one of its own; the row count."""
+    if connection is not None:
+        return int((await connection.execute(statement)).rowcount)
+    async with store.transaction() as own:
+        return int((await own.execute(statement)).rowcount)
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -80,12 +88,7 @@ class Sessions:
             "last_seen_at": now,
             "expires_at": now + lifetime,
         }
-        statement = sa.insert(sessions).values(**row)
-        if connection is not None:
-            await connection.execute(statement)
-        else:
-            async with self._store.transaction() as own:
-                await own.execute(statement)
+        await _execute(self._store, sa.insert(sessions).values(**row), connection)
         session = Session(row["public_id"], identity, stage, now, now, now + lifetime)  # type: ignore[arg-type]
         return token, session
 
@@ -117,11 +120,8 @@ class Sessions:
         return _session(row), row.credential_stamp
 
     async def end(self, token: str, connection: AsyncConnection | None = None) -> None:
-        condition = sessions.c.token_hash == _token_hash(token)
-        if connection is not None:
-            await connection.execute(sa.delete(sessions).where(condition))
-            return
-        await self._delete(condition)
+        statement = sa.delete(sessions).where(sessions.c.token_hash == _token_hash(token))
+        await _execute(self._store, statement, connection)
 
     async def end_one(self, realm: str, account: str, public_id: str) -> bool:
         """End one of an account's own sessions, named by its public id."""
@@ -134,9 +134,7 @@ class Sessions:
 
     async def end_all(self, realm: str, account: str, connection: AsyncConnection | None = None) -> int:
         condition = sa.and_(sessions.c.realm == realm, sessions.c.account == account)
-        if connection is not None:
-            return (await connection.execute(sa.delete(sessions).where(condition))).rowcount
-        return await self._delete(condition)
+        return await _execute(self._store, sa.delete(sessions).where(condition), connection)
 
     async def of(self, realm: str, account: str, idle: timedelta) -> list[Session]:
         now = self._clock()
@@ -166,8 +164,7 @@ class Sessions:
             )
 
     async def _delete(self, *conditions: sa.ColumnElement[bool]) -> int:
-        async with self._store.transaction() as connection:
-            return (await connection.execute(sa.delete(sessions).where(*conditions))).rowcount
+        return await _execute(self._store, sa.delete(sessions).where(*conditions), None)
 
 
 @dataclass(frozen=True)
@@ -220,11 +217,7 @@ class Credentials:
         statement = statement.on_conflict_do_update(
             index_elements=[account_credentials.c.realm, account_credentials.c.account], set_=values
         )
-        if connection is not None:
-            await connection.execute(statement)
-            return
-        async with self._store.transaction() as own:
-            await own.execute(statement)
+        await _execute(self._store, statement, connection)
 
     async def use_step(self, realm: str, account: str, step: int, connection: AsyncConnection) -> bool:
         """Mark a TOTP time step used; False when it (or a later one) already was: a code
@@ -277,6 +270,26 @@ class AuditEvent:
     conversation_id: str | None = None
     on_behalf_of: str | None = None
     reason: str | None = None
+
+    @classmethod
+    def by(
+        cls,
+        identity: Identity,
+        action: str,
+        result: str = "ok",
+        conversation_id: str | None = None,
+        reason: str | None = None,
+    ) -> AuditEvent:
+        """What `identity` did (or tried)."""
+        return cls(
+            identity.account,
+            identity.method,
+            action,
+            result,
+            team=identity.team or None,
+            conversation_id=conversation_id,
+            reason=reason,
+        )
 
 
 @dataclass(frozen=True)

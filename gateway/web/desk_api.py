@@ -27,9 +27,9 @@ from gateway.config.models import NATIONAL
 from gateway.domain.envelope import MAX_TEXT_CHARS
 from gateway.domain.identity import ACTIONS, Action, permitted
 from gateway.domain.messages import PublishError, Rejected
-from gateway.roles.desk import Desk, audit_event
+from gateway.roles.desk import Desk
 from gateway.roles.identity import Identities
-from gateway.store.identity import AuditQuery
+from gateway.store.identity import AuditEvent, AuditQuery
 from gateway.support.keys import Keyring
 from gateway.web.desk_auth import (
     AUTH_KEY,
@@ -242,7 +242,7 @@ async def _audit(request: web.Request, who: Who, desk: Desk) -> web.Response:
         limit=int(limit),
     )
     audit = request.app[AUTH_KEY].identities.audit
-    await audit.record(audit_event(who.identity, "audit_read"))
+    await audit.record(AuditEvent.by(who.identity, "audit_read"))
     records = await audit.records(filters)
     listed = [{k: v for k, v in r.items() if k not in ("prev_hash", "hash")} for r in records]
     for record in listed:

@@ -395,16 +395,7 @@ def add_auth_routes(
 
 def audit_refusal(who: Who, action: str, refusal: Rejected, conversation_id: str | None) -> AuditEvent:
     result = "denied" if refusal.status in (401, 403) else "failed"
-    identity = who.identity
-    return AuditEvent(
-        identity.account,
-        identity.method,
-        action,
-        result,
-        team=identity.team or None,
-        conversation_id=conversation_id,
-        reason=refusal.reason,
-    )
+    return AuditEvent.by(who.identity, action, result, conversation_id, refusal.reason)
 
 
 def parse_time(text: str, field: str) -> datetime:

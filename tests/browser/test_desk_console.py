@@ -1,16 +1,24 @@
 """The counsellor console end to end in Chromium: a person writes in the web chat; a
 counsellor of that region sees it appear live, claims and replies; the person sees
 the reply; the counsellor transfers it; a counsellor of the other region sees it
-and the first no longer does."""
+and the first no longer does. Signing in asks for the code from an authenticator app
+(set up at the first sign-in, with ten single-use recovery codes); "Afmelden" and
+"Beëindigen" end a session on the server; only the privacy officer sees the access log."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import aiohttp
+import pyotp
 import pytest
 import yaml
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from gateway.service import load_config
 from tests.browser.conftest import OPEN_MONDAY, browser_config, screenshot, serious_accessibility_violations
@@ -20,6 +28,37 @@ pytestmark = pytest.mark.broker
 
 PASSWORD = "console-password-2026"
 CHAT = "/channels/webchat-zuidoost-brabant/"
+WRONG_CODE = (
+    "De code klopt niet of is verlopen. Gebruik de huidige code uit je app, of een ongebruikte herstelcode."
+)
+SESSION_COOKIE = "__Host-desk_session"
+
+
+class Phone:
+    """A counsellor's authenticator app: the secret read at enrolment. The server takes
+    each time step's code once (and one step of clock drift either way), so a second
+    sign-in within the same 30 seconds uses the next step's code, and a third waits."""
+
+    def __init__(self, secret: str) -> None:
+        self.totp = pyotp.TOTP(secret)
+        self.used = -1
+
+    async def code(self) -> str:
+        while True:
+            now = time.time()
+            step = self.totp.timecode(now)
+            if self.used < step:
+                self.used = step
+                return self.totp.at(now)  # what pyotp.TOTP(secret).now() shows
+            if self.used == step:
+                self.used = step + 1
+                return self.totp.at(now + self.totp.interval)
+            await asyncio.sleep((step + 1) * self.totp.interval - now + 0.2)
+
+    def wrong_code(self) -> str:
+        now = time.time()
+        valid = {self.totp.at(now + offset * self.totp.interval) for offset in (-1, 0, 1, 2)}
+        return next(c for c in (f"{n:06d}" for n in range(123456, 999999, 7919)) if c not in valid)
 
 
 @pytest.fixture
@@ -31,6 +70,13 @@ async def world(vhost, database_url, tmp_path: Path, example_env, pharmacy_hash)
     accounts = [
         {"id": "anna-zob", "name": "Anna", "team": "zuidoost-brabant", "password_hash": shared},
         {"id": "carla-rr", "name": "Carla", "team": "rotterdam-rijnmond", "password_hash": shared},
+        {
+            "id": "petra-privacy",
+            "name": "Petra",
+            "team": "national",
+            "role": "privacy-officer",
+            "password_hash": shared,
+        },
     ]
     (root / "counsellors.yaml").write_text(yaml.safe_dump({"counsellors": accounts}))
     await clean_state(vhost[1], database_url, load_config(root))
@@ -42,25 +88,107 @@ async def world(vhost, database_url, tmp_path: Path, example_env, pharmacy_hash)
     try:
         await front.wait_ready(40)
         await back.wait_ready(40)
-        yield {"front": front, "back": back}
+        yield {"front": front, "back": back, "phones": {}}
     finally:
         front.stop()
         back.stop()
 
 
-async def sign_in(page: Page, base: str, counsellor: str) -> None:
+async def enter_password(page: Page, base: str, counsellor: str) -> None:
     await page.goto(f"{base}/desk/")
     await page.get_by_label("Gebruikersnaam").fill(counsellor)
     await page.get_by_label("Wachtwoord").fill(PASSWORD)
     await page.get_by_role("button", name="Aanmelden").click()
-    await expect(page.get_by_role("heading", name="Wachtrij")).to_be_visible()
+
+
+async def enter_code(page: Page, code: str) -> None:
+    field = page.locator("#signin").get_by_label("Code uit je app")
+    await expect(field).to_be_visible()
+    await field.fill(code)
+    await page.get_by_role("button", name="Aanmelden").click()
+
+
+async def enrol(page: Page, world: dict, counsellor: str, *, check: bool = False) -> list[str]:
+    """The enrolment view after a first sign-in: scan (here: read the secret), confirm
+    with a code, note the recovery codes. `check`: a wrong code first, and axe."""
+    await expect(page.get_by_role("heading", name="Tweede stap instellen")).to_be_visible()
+    await expect(page.locator("#totp-qr svg")).to_be_visible()
+    phone = Phone((await page.locator("#totp-secret").inner_text()).strip())
+    field = page.locator("#enrol").get_by_label("Code uit je app")
+    if check:
+        await screenshot(page, "desk-enrolment")
+        assert await serious_accessibility_violations(page) == []
+        await field.fill(phone.wrong_code())
+        await page.get_by_role("button", name="Bevestigen").click()
+        await expect(page.get_by_role("alert")).to_contain_text("De code klopt niet of is verlopen.")
+        await expect(page.get_by_role("heading", name="Tweede stap instellen")).to_be_visible()
+    await field.fill(await phone.code())
+    await page.get_by_role("button", name="Bevestigen").click()
+    await expect(page.get_by_role("heading", name="Je herstelcodes")).to_be_visible()
+    await expect(
+        page.get_by_text("Bewaar deze codes op een veilige plek; elke code werkt één keer")
+    ).to_be_visible()
+    codes = await page.locator("#recovery-codes li").all_inner_texts()
+    assert len(codes) == 10 and len(set(codes)) == 10
+    if check:
+        await screenshot(page, "desk-recovery-codes")
+        assert await serious_accessibility_violations(page) == []
+    await page.get_by_role("button", name="Ik heb ze bewaard").click()
+    world["phones"][counsellor] = phone
+    return codes
+
+
+async def sign_in(page: Page, world: dict, counsellor: str, landing: str = "Wachtrij") -> None:
+    """The first time through enrolment, later with the app's current code. Nothing the
+    console does (the QR code made on the server among it) trips its CSP."""
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    await enter_password(page, world["front"].base, counsellor)
+    if counsellor in world["phones"]:
+        await enter_code(page, await world["phones"][counsellor].code())
+    else:
+        await enrol(page, world, counsellor)
+    await expect(page.get_by_role("heading", name=landing)).to_be_visible()
+    assert refused == []
+
+
+async def sign_out(page: Page) -> None:
+    await page.get_by_role("button", name="Afmelden").click()
+    await expect(page.get_by_role("heading", name="Aanmelden")).to_be_visible()
+    await expect(page.get_by_role("status")).to_have_text("Je bent afgemeld.")
+
+
+async def session_cookie(context: BrowserContext) -> dict:
+    (cookie,) = [c for c in await context.cookies() if c["name"] == SESSION_COOKIE]
+    return cookie
+
+
+async def me_with(base: str, cookie: dict) -> int:
+    """GET /api/v1/me with only this cookie, outside the browser."""
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(f"{base}/api/v1/me", headers={"Cookie": f"{cookie['name']}={cookie['value']}"}) as answer,
+    ):
+        return answer.status
+
+
+async def log_shown(page: Page) -> None:
+    """The access log has answered (or the console says why not)."""
+    try:
+        await expect(page.locator("#audit-summary")).to_contain_text("vastgelegde handeling")
+    except AssertionError:
+        raise AssertionError(f"no access log shown: {await page.locator('#notice').inner_text()!r}") from None
+
+
+async def fetch_status(page: Page, path: str) -> int:
+    return await page.evaluate("async path => (await fetch(path)).status", path)
 
 
 async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Browser, world) -> None:
     base = world["front"].base
     anna_context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
     anna = await anna_context.new_page()
-    await sign_in(anna, base, "anna-zob")
+    await sign_in(anna, world, "anna-zob")
     await expect(anna.locator("#queue-empty")).to_be_visible()
 
     person = await browser.new_page()
@@ -88,7 +216,7 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
     assert await serious_accessibility_violations(anna) == []
 
     carla = await (await browser.new_context()).new_page()
-    await sign_in(carla, base, "carla-rr")
+    await sign_in(carla, world, "carla-rr")
     await expect(carla.locator("#queue-empty")).to_be_visible()
 
     await anna.get_by_label("Naar team (regiocode of national)").fill("rotterdam-rijnmond")
@@ -103,3 +231,128 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
         "Overgedragen van zuidoost-brabant naar rotterdam-rijnmond"
     )
     await anna_context.close()
+
+
+async def test_enrolment_a_wrong_code_and_a_recovery_code_used_twice(browser: Browser, world) -> None:
+    context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
+    page = await context.new_page()
+    await enter_password(page, world["front"].base, "anna-zob")
+    codes = await enrol(page, world, "anna-zob", check=True)
+    await expect(page.get_by_role("heading", name="Wachtrij")).to_be_visible()
+    await expect(page.locator("#who")).to_have_text("Anna · zuidoost-brabant")
+    await sign_out(page)
+
+    # With the app: a wrong code is refused with a clear message, the right one works.
+    await enter_password(page, world["front"].base, "anna-zob")
+    await enter_code(page, world["phones"]["anna-zob"].wrong_code())
+    await expect(page.get_by_role("alert")).to_have_text(WRONG_CODE)
+    await screenshot(page, "desk-wrong-code")
+    assert await serious_accessibility_violations(page) == []
+    await enter_code(page, await world["phones"]["anna-zob"].code())
+    await expect(page.get_by_role("heading", name="Wachtrij")).to_be_visible()
+    await sign_out(page)
+
+    # A recovery code instead of the app's: once.
+    await enter_password(page, world["front"].base, "anna-zob")
+    await enter_code(page, codes[0])
+    await expect(page.get_by_role("heading", name="Wachtrij")).to_be_visible()
+    await sign_out(page)
+    await enter_password(page, world["front"].base, "anna-zob")
+    await enter_code(page, codes[0])
+    await expect(page.get_by_role("alert")).to_have_text(WRONG_CODE)
+    await expect(page.get_by_role("heading", name="Wachtrij")).to_be_hidden()
+    await context.close()
+    logs = world["front"].logs()
+    for secret in (PASSWORD, codes[0], codes[1]):
+        assert secret not in logs, "a password or recovery code reached the logs"
+
+
+async def test_sign_out_and_ending_a_session_end_it_on_the_server(browser: Browser, world) -> None:
+    base = world["front"].base
+    context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
+    page = await context.new_page()
+    await sign_in(page, world, "anna-zob")
+    cookie = await session_cookie(context)
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    assert cookie["path"] == "/" and cookie["expires"] == -1, "the cookie outlives the browser"
+    assert await me_with(base, cookie) == 200
+
+    # A second desk of the same counsellor, ended from the first one's "Sessies".
+    other_context = await browser.new_context()
+    other = await other_context.new_page()
+    await sign_in(other, world, "anna-zob")
+    other_cookie = await session_cookie(other_context)
+    await page.get_by_role("button", name="Sessies").click()
+    await expect(page.get_by_role("heading", name="Sessies")).to_be_visible()
+    rows = page.locator("#sessions-rows tr")
+    await expect(rows).to_have_count(2)
+    await expect(rows.filter(has_text="deze sessie")).to_have_count(1)
+    await expect(rows.first).to_contain_text("wachtwoord + code uit app")
+    await screenshot(page, "desk-sessions")
+    assert await serious_accessibility_violations(page) == []
+    await rows.filter(has_not_text="deze sessie").get_by_role("button", name="Beëindigen").click()
+    await expect(rows).to_have_count(1)
+    assert await me_with(base, other_cookie) == 401
+    # The other desk's event stream says so within one keep-alive: back to signing in.
+    await expect(other.get_by_role("heading", name="Aanmelden")).to_be_visible(timeout=25000)
+    await expect(other.get_by_role("alert")).to_have_text("Je sessie is beëindigd. Meld je opnieuw aan.")
+    await other_context.close()
+
+    await sign_out(page)
+    assert await me_with(base, cookie) == 401, "the old cookie still works after Afmelden"
+    assert SESSION_COOKIE not in {c["name"] for c in await context.cookies()}
+    await context.close()
+
+
+async def test_only_the_privacy_officer_sees_the_access_log(browser: Browser, world) -> None:
+    base = world["front"].base
+    anna = await (await browser.new_context()).new_page()
+    await sign_in(anna, world, "anna-zob")
+    person = await browser.new_page()
+    await person.goto(base + CHAT)
+    await person.locator(".vt-start").click()
+    await person.locator("#vt-input").fill("Ik wil iets vertellen")
+    await person.locator(".vt-form button[type=submit]").click()
+    row = anna.locator("#queue-rows tr")
+    await expect(row).to_have_count(1, timeout=15000)
+    conversation_id = await row.get_attribute("data-conversation")
+    assert conversation_id
+    await row.get_by_role("button").click()
+    await expect(anna.locator("#transcript")).to_contain_text("Ik wil iets vertellen")
+    # A counsellor has no access log: not in the menu, and the API refuses.
+    await expect(anna.get_by_role("button", name="Toegangslog")).to_have_count(0)
+    assert await fetch_status(anna, "/api/v1/audit") == 403
+
+    context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
+    petra = await context.new_page()
+    await sign_in(petra, world, "petra-privacy", landing="Toegangslog")
+    await expect(petra.get_by_role("button", name="Wachtrij")).to_have_count(0)
+    assert await fetch_status(petra, "/api/v1/conversations") == 403
+    records = petra.locator("#audit-rows tr")
+    await log_shown(petra)
+    sign_ins = records.filter(has=petra.locator("td", has_text="aangemeld"))
+    await expect(sign_ins.filter(has_text="anna-zob")).not_to_have_count(0)
+    await expect(sign_ins.filter(has_text="petra-privacy")).not_to_have_count(0)
+    read = petra.locator("#audit-rows tr[data-action=read]")
+    await expect(read).to_have_count(1)
+    await expect(read).to_contain_text("anna-zob")
+    await expect(read).to_contain_text(conversation_id)
+    await expect(read).to_contain_text("gelukt")
+    await screenshot(petra, "desk-access-log")
+    assert await serious_accessibility_violations(petra) == []
+
+    # Filtered: one account's reads of one conversation, today.
+    await petra.get_by_label("Account").fill("anna-zob")
+    await petra.get_by_label("Gesprek (id)").fill(conversation_id)
+    await petra.get_by_label("Actie").select_option("read")
+    today = datetime.now(ZoneInfo("Europe/Amsterdam")).date().isoformat()  # as the log's readers mean it
+    await petra.get_by_label("Vanaf (datum)").fill(today)
+    await petra.get_by_label("Tot en met (datum)").fill(today)
+    await petra.get_by_role("button", name="Zoeken").click()
+    await expect(records).to_have_count(1)
+    await expect(records).to_contain_text(conversation_id)
+    await expect(petra.locator("#audit-summary")).to_contain_text("1 vastgelegde handeling.")
+    # Reading the log is itself recorded.
+    await petra.get_by_role("button", name="Wissen").click()
+    await expect(petra.locator("#audit-rows tr[data-action=audit_read]")).not_to_have_count(0)
+    await context.close()

@@ -1,13 +1,15 @@
 """The Masker 19 intake in a real browser: a configured pharmacy signs in and
 submits; the intake lands urgent in its region (acute danger: the national team);
 wrong credentials, a missing CSRF token and invalid fields are refused with clear
-Dutch messages and nothing published; the back button shows no filled-in form."""
+Dutch messages and nothing published; the back button shows no filled-in form;
+after "Afmelden" the old session cookie no longer signs in."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -35,6 +37,7 @@ from tests.conftest import (
 pytestmark = pytest.mark.broker
 
 NUMBER = "0687651234"
+SESSION_COOKIE = "__Host-m19-masker19"  # per channel; Secure, so the __Host- prefix
 
 
 @pytest.fixture
@@ -127,7 +130,9 @@ async def test_a_pharmacy_submits_an_intake_that_lands_urgent_in_its_region(
     assert await page.get_by_label("Korte notitie").input_value() == ""
     assert not await page.get_by_role("checkbox", name="kinderen").is_checked()
     cookies = {c["name"]: c for c in await context.cookies()}
-    assert cookies["m19_session"]["httpOnly"] and cookies["m19_session"]["sameSite"] == "Strict"
+    session = cookies[SESSION_COOKIE]
+    assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
+    assert session["path"] == "/" and session["expires"] == -1, "the session cookie outlives the browser"
     await context.close()
     logs = intake_world["process"].logs()
     for detail in (NUMBER, "Partner controleert", "dinsdag na 14:00", PHARMACY_PASSWORD):
@@ -227,3 +232,38 @@ async def test_the_form_on_a_phone(browser: Browser, intake_world) -> None:
     await screenshot(page, "masker19-phone")
     assert await page.evaluate("document.documentElement.scrollWidth") <= 360
     await page.close()
+
+
+async def test_after_sign_out_the_old_cookie_no_longer_opens_the_form(browser: Browser, intake_world) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await sign_in(page, intake_world)
+    await expect(page.get_by_role("heading", name="Masker 19-melding")).to_be_visible()
+    (session,) = [c for c in await context.cookies() if c["name"] == SESSION_COOKIE]
+
+    # The copied cookie alone opens the form in another browser...
+    copy = await browser.new_context()
+    await copy.add_cookies([session])
+    other = await copy.new_page()
+    await other.goto(form_url(intake_world))
+    await expect(other.get_by_role("heading", name="Masker 19-melding")).to_be_visible()
+
+    await page.get_by_role("button", name="Afmelden").click()
+    await expect(page.get_by_role("heading", name="Aanmelden als apotheek")).to_be_visible()
+    assert SESSION_COOKIE not in {c["name"] for c in await context.cookies()}
+
+    # ...and no longer after "Afmelden": the session ended on the server, not only in this browser.
+    await other.goto(form_url(intake_world))
+    await expect(other.get_by_role("heading", name="Aanmelden als apotheek")).to_be_visible()
+    await expect(other.get_by_role("heading", name="Masker 19-melding")).to_have_count(0)
+    await screenshot(other, "masker19-old-cookie-after-sign-out")
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(
+            form_url(intake_world), headers={"Cookie": f"{SESSION_COOKIE}={session['value']}"}
+        ) as answer,
+    ):
+        html = await answer.text()
+    assert "Aanmelden als apotheek" in html and "Masker 19-melding" not in html
+    await copy.close()
+    await context.close()

@@ -9,6 +9,7 @@ log only the privacy officer reads. The logs of these runs hold no secret."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import statistics
@@ -528,41 +529,38 @@ async def test_an_edited_or_removed_record_is_found_by_audit_verify(world) -> No
     assert (await asyncio.to_thread(audit_verify, world.database_url)).returncode == 1
 
 
+@contextlib.asynccontextmanager
+async def audit_inserts_refused(world: World) -> AsyncIterator[None]:
+    """A trigger makes every access-log insert fail, as a full disk or a revoked grant would."""
+    await world.sql(
+        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$"
+    )
+    await world.sql(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+    )
+    try:
+        yield
+    finally:
+        await world.sql("DROP TRIGGER refuse_audit ON audit_log")
+        await world.sql("DROP FUNCTION refuse_audit()")
+
+
 async def test_an_action_whose_record_cannot_be_written_is_not_carried_out(world) -> None:
     anna = (await world.sign_in("anna-zob"))["token"]
     conversation = await a_waiting_conversation(world, anna)
     c = f"/api/v1/conversations/{conversation}"
-    await world.sql(
-        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$"
-    )
-    await world.sql(
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
-    )
-    try:
+    async with audit_inserts_refused(world):
         status, answer = await call(world.a.base, "POST", c + "/claim", anna)
         assert (status, answer["error"]) == (503, "store_unavailable")
         assert (await call(world.a.base, "GET", c, anna))[0] == 503, "a transcript was shown unrecorded"
-    finally:
-        await world.sql("DROP TRIGGER refuse_audit ON audit_log")
-        await world.sql("DROP FUNCTION refuse_audit()")
     status, seen = await call(world.a.base, "GET", c, anna)
     assert status == 200 and seen["status"] == "waiting", "the claim happened without its record"
     assert (await call(world.a.base, "POST", c + "/claim", anna))[0] == 200
     await drain(world.amqp, ["gw.outbound"])
-    await world.sql(
-        "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$"
-    )
-    await world.sql(
-        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
-    )
-    try:
+    async with audit_inserts_refused(world):
         status, _ = await call(world.a.base, "POST", c + "/reply", anna, {"text": "niet verstuurd"})
         assert status == 503
-    finally:
-        await world.sql("DROP TRIGGER refuse_audit ON audit_log")
-        await world.sql("DROP FUNCTION refuse_audit()")
     sent = await drain(world.amqp, ["gw.outbound"], idle=1.5)
     assert not any(b"niet verstuurd" in m.body for m in sent), "a reply went out without its record"
     transcript = (await call(world.a.base, "GET", c, anna))[1]["transcript"]
