@@ -108,10 +108,17 @@ class World:
             await db.close()
 
 
+ADMIN_TOKEN = "identity-admin-token-2026"
+
+
 async def start_world(vhost, database_url, tmp_path: Path, password_hash: str, **desk: object) -> World:
     root = identity_config(tmp_path / "config", password_hash, **desk)
     await clean_state(vhost[1], database_url, load_config(root))
-    env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_FAKE_TIME": OPEN_MONDAY}
+    env = {
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_FAKE_TIME": OPEN_MONDAY,
+        "GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN,
+    }
     a = ServiceProcess(
         vhost[1], tmp_path / "a.log", roles=("ingest", "router", "desk"), config_dir=root, **env
     )
@@ -473,6 +480,23 @@ async def test_every_desk_call_writes_exactly_its_record_refusals_included(world
     assert 'gateway_audit_events_total{action="read",result="denied"}' in text
     assert 'gateway_sign_ins_total{result="wrong_credentials"}' in text
     assert "gateway_sessions_active" in text
+
+
+async def test_sign_out_and_an_admin_reload_are_recorded(world) -> None:
+    world.secrets.add(ADMIN_TOKEN)
+    answer = await world.sign_in("bram-zob")
+    assert (await call(world.b.base, "DELETE", "/api/v1/session", answer["token"]))[0] == 204
+    last = (await world.audit_rows())[-1]
+    assert (last["account"], last["action"], last["result"], last["method"]) == (
+        "bram-zob", "sign_out", "ok", "password+totp",
+    )  # fmt: skip
+    assert (await call(world.a.base, "POST", "/admin/reload", ADMIN_TOKEN))[0] == 200
+    last = (await world.audit_rows())[-1]
+    assert (last["account"], last["action"], last["result"], last["method"]) == (
+        "admin", "admin_reload", "ok", "admin-token",
+    )  # fmt: skip
+    assert (await call(world.a.base, "POST", "/admin/reload", "wrong"))[0] == 401
+    assert (await world.audit_rows())[-1]["seq"] == last["seq"], "a refused admin call wrote a record"
 
 
 async def test_only_the_privacy_officer_reads_the_log_and_reading_is_recorded(world) -> None:
