@@ -226,6 +226,10 @@ def build_service(
             teams=settings.desk_teams,
             retention_hooks=retention,
             audit=identities.audit,
+            unseal=keyring.unseal,
+            replying_kinds=frozenset(
+                name for name, kind in registered.items() if type(kind).send is not ChannelKind.send
+            ),
         )
         if "desk" in roles
         else None

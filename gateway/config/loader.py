@@ -7,6 +7,7 @@ Layout of a configuration directory:
     routing.yaml          closed-time policies, acute phrases, auto-reply texts
     schedules.yaml        named schedules the regions refer to
     counsellors.yaml      desk accounts (optional)
+    desk.yaml             the registration at close (optional; the network's defaults)
     channels/*.yaml       one file per channel instance
 
 The channel kinds are passed in by whoever assembles the service, so validating
@@ -34,6 +35,7 @@ from gateway.config.models import (
     Config,
     Counsellor,
     CounsellorsFile,
+    DeskFile,
     KindSchema,
     KindSettings,
     NationalTeam,
@@ -268,6 +270,11 @@ def load_config(directory: str | Path, kinds: Mapping[str, KindSchema]) -> Confi
                 problems.append(Problem("counsellors.yaml", f"{where}.id", "duplicate counsellor id"))
             counsellors[counsellor.id] = counsellor
 
+    desk = DeskFile()
+    desk_path = root / "desk.yaml"
+    if desk_path.exists():
+        desk = _validate(DeskFile, _read_yaml(desk_path, root, problems), "desk.yaml", problems) or desk
+
     oidc = service.desk.oidc if service is not None else None
     if oidc is not None:
         for index, mapping in enumerate(oidc.mappings):
@@ -299,6 +306,7 @@ def load_config(directory: str | Path, kinds: Mapping[str, KindSchema]) -> Confi
         routing=routing,
         warnings=warnings,
         counsellors=counsellors,
+        desk=desk,
     )
 
 

@@ -218,6 +218,93 @@ class CounsellorsFile(_Model):
     counsellors: list[Counsellor] = Field(default_factory=list)
 
 
+class WrapUpOption(_Model):
+    code: Code = Field(description="What the registration stores; stable across label changes")
+    nl: str = Field(min_length=1, max_length=80)
+    en: str = Field(min_length=1, max_length=80)
+    serious: bool = Field(default=True, description="outcome only: false for 'no serious conversation'")
+
+
+def _options(*rows: tuple[str, str, str]) -> list[WrapUpOption]:
+    return [WrapUpOption(code=code, nl=nl, en=en) for code, nl, en in rows]
+
+
+class WrapUpField(_Model):
+    nl: str = Field(min_length=1, max_length=80, description="The question, in Dutch")
+    en: str = Field(min_length=1, max_length=80)
+    required: bool = True
+    multiple: bool = Field(default=False, description="Several options may be chosen")
+    options: list[WrapUpOption] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> WrapUpField:
+        codes = [o.code for o in self.options]
+        if len(codes) != len(set(codes)):
+            raise ValueError("option codes must be unique")
+        return self
+
+
+class WrapUp(_Model):
+    """The registration a counsellor makes at close: the figures the network reports
+    come from it, so it holds nothing that identifies a person."""
+
+    contact_role: WrapUpField = WrapUpField(
+        nl="Wie schreef", en="Who wrote",
+        options=_options(
+            ("slachtoffer", "slachtoffer", "victim"), ("omstander", "omstander", "bystander"),
+            ("pleger", "pleger", "perpetrator"), ("professional", "professional", "professional"),
+            ("onbekend", "onbekend", "unknown"),
+        ),
+    )  # fmt: skip
+    age_group: WrapUpField = WrapUpField(
+        nl="Leeftijd", en="Age group",
+        options=_options(
+            ("onder-12", "onder 12", "under 12"), ("12-17", "12-17", "12-17"),
+            ("18-plus", "18 of ouder", "18 or older"), ("onbekend", "onbekend", "unknown"),
+        ),
+    )  # fmt: skip
+    topics: WrapUpField = WrapUpField(
+        nl="Onderwerpen", en="Topics", multiple=True,
+        options=_options(
+            ("partnergeweld", "partnergeweld", "partner violence"),
+            ("kindermishandeling", "kindermishandeling", "child abuse"),
+            ("ouderenmishandeling", "ouderenmishandeling", "elder abuse"),
+            ("seksueel-geweld", "seksueel geweld", "sexual violence"),
+            ("eergerelateerd-geweld", "eergerelateerd geweld", "honour-based violence"),
+            ("anders", "anders", "other"),
+        ),
+    )  # fmt: skip
+    outcome: WrapUpField = WrapUpField(
+        nl="Uitkomst", en="Outcome",
+        options=[
+            *_options(
+                ("advies-gegeven", "advies gegeven", "advice given"),
+                ("melding-geadviseerd", "melding geadviseerd", "report advised"),
+                ("omgezet-in-melding", "omgezet in melding", "converted into a report"),
+                ("doorverwezen", "doorverwezen", "referred"),
+                ("acuut-112", "acuut / 112 ingeschakeld", "acute / 112 called"),
+            ),
+            WrapUpOption(code="geen-serieus-gesprek", nl="geen serieus gesprek", en="no serious conversation",
+                         serious=False),
+        ],
+    )  # fmt: skip
+    note_max_chars: int = Field(
+        default=500, ge=0, le=2000, description="Optional note: kept with the conversation, not the figures"
+    )
+
+    def fields(self) -> dict[str, WrapUpField]:
+        return {
+            "contact_role": self.contact_role,
+            "age_group": self.age_group,
+            "topics": self.topics,
+            "outcome": self.outcome,
+        }
+
+
+class DeskFile(_Model):
+    wrap_up: WrapUp = Field(default_factory=WrapUp)
+
+
 class OutboundSettings(_Model):
     send_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="One provider call")
     attempts: int = Field(default=5, ge=1, le=20, description="Provider calls per delivery, at most")
@@ -298,6 +385,7 @@ class Config:
     routing: RoutingFile
     warnings: tuple[str, ...] = field(default=())
     counsellors: dict[str, Counsellor] = field(default_factory=dict)
+    desk: DeskFile = field(default_factory=DeskFile)
 
     @property
     def team_codes(self) -> list[str]:

@@ -25,6 +25,7 @@ Action = Literal[
     "reply",
     "transfer",
     "close",
+    "note",
     "reveal",
     "export",
     "admin_reload",
@@ -38,7 +39,9 @@ RESULTS: tuple[Result, ...] = get_args(Result)
 # How someone signed in: the audit's "how".
 Method = Literal["password", "password+totp", "password+recovery", "oidc", "admin-token"]
 
-CONVERSATION_WORK: frozenset[Action] = frozenset({"list", "read", "claim", "reply", "transfer", "close"})
+CONVERSATION_WORK: frozenset[Action] = frozenset(
+    {"list", "read", "claim", "reply", "transfer", "close", "note", "reveal", "export"}
+)
 PERMITTED: Mapping[Role, frozenset[Action]] = {
     "counsellor": CONVERSATION_WORK,
     "coordinator": CONVERSATION_WORK,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +35,7 @@ from gateway.domain.envelope import OUTBOUND_SCHEMA_VERSION, ChannelRef, Envelop
 from gateway.domain.identity import Identity
 from gateway.domain.messages import PublishError, Rejected
 from gateway.domain.topology import DESK_EXCHANGE, OUTBOUND_EXCHANGE, region_queue
+from gateway.domain.wrapup import registration_from
 from gateway.roles.router import transfer_publish
 from gateway.store.database import Store, insert_for
 from gateway.store.identity import AuditEvent, AuditLog
@@ -42,7 +43,9 @@ from gateway.store.tables import (
     auto_replies,
     conversation_regions,
     desk_conversations,
+    desk_handovers,
     desk_messages,
+    desk_registrations,
     sent_replies,
 )
 from gateway.support.batching import GroupCommit
@@ -74,11 +77,31 @@ class Summary:
 @dataclass(frozen=True)
 class Entry:
     message_id: str
-    direction: str  # "in" from the person, "out" to the person, "note" (a transfer)
+    direction: str  # "in" from the person, "out" to the person, "note" (internal, never sent)
     author: str | None
     text: str
     attachments: list[dict[str, object]]
     at: datetime
+
+
+@dataclass(frozen=True)
+class Handover:
+    from_team: str
+    to_team: str
+    author: str
+    note: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a counsellor opens: the messages with the person, apart from the team's
+    internal notes, and the handover notes of its transfers (newest first)."""
+
+    summary: Summary
+    transcript: list[Entry]
+    notes: list[Entry]
+    handovers: list[Handover]
 
 
 class Desk:
@@ -92,8 +115,12 @@ class Desk:
         teams: tuple[str, ...] = (),
         retention_hooks: tuple[RetentionHook, ...] = (),
         audit: AuditLog | None = None,
+        unseal: Callable[[str], dict[str, str]] | None = None,
+        replying_kinds: frozenset[str] | None = None,
     ) -> None:
         self._audit = audit or AuditLog(store, clock)
+        self._unseal = unseal
+        self._replying_kinds = replying_kinds  # None: every kind can carry a reply
         self._retention_hooks = retention_hooks
         self._teams = teams  # the teams whose queues this process consumes; () for all
         self._live = live
@@ -255,7 +282,7 @@ class Desk:
             raise Rejected(403, "other_team", "this conversation belongs to another team")
         return row
 
-    async def conversation(self, conversation_id: str, actor: Identity) -> tuple[Summary, list[Entry]]:
+    async def conversation(self, conversation_id: str, actor: Identity, action: str = "read") -> Conversation:
         row = await self._own(conversation_id, actor.team)
         async with self._store.transaction() as connection:
             entries = (
@@ -265,11 +292,67 @@ class Desk:
                     .order_by(desk_messages.c.at, desk_messages.c.message_id)
                 )
             ).all()
-            await self._audit.append(connection, AuditEvent.by(actor, "read", "ok", conversation_id))
-        return _summary(row), [
+            handovers = (
+                await connection.execute(
+                    sa.select(desk_handovers)
+                    .where(desk_handovers.c.conversation_id == conversation_id)
+                    .order_by(desk_handovers.c.at.desc())
+                )
+            ).all()
+            await self._audit.append(connection, AuditEvent.by(actor, action, "ok", conversation_id))
+        listed = [
             Entry(e.message_id, e.direction, e.author, e.text, orjson.loads(e.attachments), as_utc(e.at))
             for e in entries
         ]
+        return Conversation(
+            summary=_summary(row),
+            transcript=[e for e in listed if e.direction != "note"],
+            notes=[e for e in listed if e.direction == "note"],
+            handovers=[Handover(h.from_team, h.to_team, h.author, h.note, as_utc(h.at)) for h in handovers],
+        )
+
+    async def export(self, conversation_id: str, actor: Identity) -> Conversation:
+        """For the region's case system when a chat becomes a report: only by the counsellor
+        who has it, and recorded as `export`."""
+        row = await self._own(conversation_id, actor.team)
+        if row.status != CLAIMED or row.claimed_by != actor.account:
+            raise Rejected(409, "not_claimed", "claim the conversation before exporting it")
+        return await self.conversation(conversation_id, actor, action="export")
+
+    async def add_note(self, conversation_id: str, actor: Identity, text: str) -> str:
+        """An internal note for the team (and a team it is transferred to); never sent."""
+        await self._own(conversation_id, actor.team)
+        note_id = str(uuid.uuid4())
+        async with self._store.transaction() as connection:
+            await connection.execute(
+                sa.insert(desk_messages).values(
+                    message_id=note_id, conversation_id=conversation_id, direction="note",
+                    author=actor.account, text=text, attachments="[]", at=self._clock(),
+                )
+            )  # fmt: skip
+            await self._audit.append(connection, AuditEvent.by(actor, "note", "ok", conversation_id))
+        await self._changed(actor.team, conversation_id)
+        return note_id
+
+    async def reveal(self, conversation_id: str, actor: Identity, reason: str) -> dict[str, str]:
+        """The contact behind a conversation whose channel cannot carry a reply (a Masker 19
+        intake: the safe number, or the pharmacy), for the counsellor who has it to call
+        back; each reveal is recorded with its reason."""
+        row = await self._own(conversation_id, actor.team)
+        if self._can_reply(row.channel_kind) or self._unseal is None:
+            raise Rejected(409, "nothing_to_reveal", "reply in the conversation: its channel carries replies")
+        if row.status != CLAIMED or row.claimed_by != actor.account:
+            raise Rejected(409, "not_claimed", "claim the conversation before revealing its contact")
+        address = self._unseal(row.reply_handle).get("address", "")
+        async with self._store.transaction() as connection:
+            record = AuditEvent.by(actor, "reveal", "ok", conversation_id, reason)
+            await self._audit.append(connection, record)
+        if address.startswith("apotheek:"):
+            return {"call": "pharmacy", "pharmacy": address.removeprefix("apotheek:")}
+        return {"call": "number", "number": address}
+
+    def _can_reply(self, channel_kind: str) -> bool:
+        return self._replying_kinds is None or channel_kind in self._replying_kinds
 
     async def claim(self, conversation_id: str, actor: Identity) -> Summary:
         counsellor, team = actor.account, actor.team
@@ -297,6 +380,9 @@ class Desk:
     async def reply(self, conversation_id: str, actor: Identity, text: str) -> str:
         counsellor, team = actor.account, actor.team
         row = await self._own(conversation_id, team)
+        if not self._can_reply(row.channel_kind):
+            detail = "this channel carries no replies: reveal the contact (POST .../reveal) and call back"
+            raise Rejected(409, "cannot_reply", detail)
         if row.status != CLAIMED or row.claimed_by != counsellor:
             raise Rejected(409, "not_claimed", "claim the conversation before replying")
         now = self._clock()
@@ -363,33 +449,53 @@ class Desk:
                 .values(team=to_team, status=WAITING, claimed_by=None, waiting_since=self._clock())
             )
             await connection.execute(
-                sa.insert(desk_messages).values(
-                    message_id=str(uuid.uuid4()),
-                    conversation_id=conversation_id,
-                    direction="note",
-                    author=counsellor,
-                    text=f"Overgedragen van {team} naar {to_team}: {reason}",
-                    attachments="[]",
-                    at=self._clock(),
+                sa.insert(desk_handovers).values(
+                    handover_id=str(uuid.uuid4()), conversation_id=conversation_id, from_team=team,
+                    to_team=to_team, author=counsellor, note=reason, at=self._clock(),
                 )
-            )
+            )  # fmt: skip
             await self._audit.append(connection, AuditEvent.by(actor, "transfer", "ok", conversation_id))
             await self._broker.publish(control.exchange, control.routing_key, control.message)
         log.info("conversation_transferred", from_team=team, to_team=to_team)
         await self._changed(team, conversation_id)
         await self._changed(to_team, conversation_id)
 
-    async def close_conversation(self, conversation_id: str, actor: Identity) -> None:
+    async def close_conversation(
+        self, conversation_id: str, actor: Identity, form: Mapping[str, object]
+    ) -> None:
+        """Closed with its registration (`form`, checked against desk.yaml: the figures'
+        source); the registration's note stays with the conversation as an internal note."""
         counsellor, team = actor.account, actor.team
         row = await self._own(conversation_id, team)
         if row.status == CLAIMED and row.claimed_by != counsellor:
             raise _taken(row.claimed_by)
+        registration, problems = registration_from(form, self._live.current.desk.wrap_up)
+        if registration is None:
+            detail = "register the conversation to close it"
+            raise Rejected(422, "registration_incomplete", detail, tuple(problems))
+        now = self._clock()
         async with self._store.transaction() as connection:
             await connection.execute(
                 sa.update(desk_conversations)
                 .where(desk_conversations.c.conversation_id == conversation_id)
                 .values(status=CLOSED, claimed_by=None)
             )
+            await connection.execute(
+                sa.insert(desk_registrations).values(
+                    registration_id=str(uuid.uuid4()), conversation_id=conversation_id, team=team,
+                    channel_kind=row.channel_kind, urgent=row.urgent, after_hours=row.after_hours,
+                    closed_at=now, contact_role=registration.contact_role, age_group=registration.age_group,
+                    topics=orjson.dumps(list(registration.topics)).decode(), outcome=registration.outcome,
+                    serious=registration.serious,
+                )
+            )  # fmt: skip
+            if registration.note:
+                await connection.execute(
+                    sa.insert(desk_messages).values(
+                        message_id=str(uuid.uuid4()), conversation_id=conversation_id, direction="note",
+                        author=counsellor, text=registration.note, attachments="[]", at=now,
+                    )
+                )  # fmt: skip
             await self._audit.append(connection, AuditEvent.by(actor, "close", "ok", conversation_id))
         await self._changed(team, conversation_id)
 
@@ -405,6 +511,14 @@ class Desk:
             if gone:
                 messages = desk_messages
                 await connection.execute(sa.delete(messages).where(messages.c.conversation_id.in_(gone)))
+                handovers = desk_handovers
+                await connection.execute(sa.delete(handovers).where(handovers.c.conversation_id.in_(gone)))
+                # The registrations stay, for the figures, but no longer point at anything.
+                await connection.execute(
+                    sa.update(desk_registrations)
+                    .where(desk_registrations.c.conversation_id.in_(gone))
+                    .values(conversation_id=None)
+                )
             for other, column in (
                 (conversation_regions, conversation_regions.c.updated_at),
                 (auto_replies, auto_replies.c.created_at),

@@ -116,3 +116,34 @@ audit_head = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+# The registration a counsellor makes at close: statistics, kept after the conversation's
+# retention (conversation_id is emptied then); no text, no pseudonym, no address.
+desk_registrations = sa.Table(
+    "desk_registrations",
+    metadata,
+    sa.Column("registration_id", sa.String(40), primary_key=True),
+    sa.Column("conversation_id", sa.String(100), nullable=True),
+    sa.Column("team", sa.String(80), nullable=False),
+    sa.Column("channel_kind", sa.String(40), nullable=False),
+    sa.Column("urgent", sa.Boolean, nullable=False),
+    sa.Column("after_hours", sa.Boolean, nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("contact_role", sa.String(40), nullable=False),
+    sa.Column("age_group", sa.String(40), nullable=False),
+    sa.Column("topics", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(40), nullable=False),
+    sa.Column("serious", sa.Boolean, nullable=False),
+)
+# A transfer's handover note, shown to the receiving team above the conversation.
+desk_handovers = sa.Table(
+    "desk_handovers",
+    metadata,
+    sa.Column("handover_id", sa.String(40), primary_key=True),
+    sa.Column("conversation_id", sa.String(100), nullable=False),
+    sa.Column("from_team", sa.String(80), nullable=False),
+    sa.Column("to_team", sa.String(80), nullable=False),
+    sa.Column("author", sa.String(200), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from aiohttp import web
@@ -26,11 +26,12 @@ from gateway.config.live import LiveConfig
 from gateway.config.models import NATIONAL
 from gateway.domain.envelope import MAX_TEXT_CHARS
 from gateway.domain.identity import ACTIONS, Action, permitted
-from gateway.domain.messages import PublishError, Rejected
-from gateway.roles.desk import Desk
+from gateway.domain.messages import PublishError, Rejected, decode_json
+from gateway.roles.desk import Conversation, Desk
 from gateway.roles.identity import Identities
 from gateway.store.identity import AuditEvent, AuditQuery
 from gateway.support.keys import Keyring
+from gateway.web.app import LIVE_KEY
 from gateway.web.desk_auth import (
     AUTH_KEY,
     COOKIE,
@@ -54,6 +55,16 @@ AUDIT_LIMIT = 1000
 class _Reply(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class _Note(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+
+class _Reveal(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["call_back", "report", "other"] = Field(description="Why the contact is needed")
 
 
 class _Transfer(BaseModel):
@@ -152,10 +163,72 @@ async def _list(request: web.Request, who: Who, desk: Desk) -> web.Response:
     return answer(200, {"team": who.identity.team, "conversations": [_summary(s, now) for s in listed]})
 
 
+def _conversation(conversation: Conversation) -> dict[str, Any]:
+    def entry(e: Any) -> dict[str, Any]:
+        return {**asdict(e), "at": e.at.isoformat()}
+
+    return {
+        **_summary(conversation.summary, time.time()),
+        "handovers": [entry(h) for h in conversation.handovers],
+        "transcript": [entry(e) for e in conversation.transcript],
+        "notes": [entry(e) for e in conversation.notes],
+    }
+
+
 async def _read(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    summary, entries = await desk.conversation(request.match_info["conversation_id"], who.identity)
-    transcript = [{**asdict(e), "at": e.at.isoformat()} for e in entries]
-    return answer(200, {**_summary(summary, time.time()), "transcript": transcript})
+    conversation = await desk.conversation(request.match_info["conversation_id"], who.identity)
+    return answer(200, _conversation(conversation))
+
+
+async def _note(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    body = await read_body(request, _Note)
+    note_id = await desk.add_note(request.match_info["conversation_id"], who.identity, body.text)
+    return answer(201, {"status": "noted", "id": note_id})
+
+
+async def _export(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """One conversation for the region's case system: JSON (default) or plain text."""
+    kind = request.query.get("format", "json")
+    if kind not in ("json", "text"):
+        raise Rejected(422, "invalid_request", "format is json or text")
+    conversation = await desk.export(request.match_info["conversation_id"], who.identity)
+    name = f"gesprek-{conversation.summary.conversation_id}"
+    if kind == "json":
+        document = _conversation(conversation)
+        del document["notes"]  # internal to the team: not part of what goes to the case system
+        response = answer(200, document)
+        name += ".json"
+    else:
+        text = transcript_text(conversation)
+        response = web.Response(text=text, content_type="text/plain", headers=NO_STORE)
+        name += ".txt"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def transcript_text(conversation: Conversation) -> str:
+    summary = conversation.summary
+    lines = [
+        f"Gesprek {summary.conversation_id} ({summary.channel_kind}), team {summary.team}",
+        f"Begonnen: {summary.waiting_since.isoformat()}",
+        "",
+    ]
+    for entry in conversation.transcript:
+        who = "Persoon" if entry.direction == "in" else f"Hulpverlener {entry.author or ''}".strip()
+        lines.append(f"[{entry.at.isoformat()}] {who}: {entry.text}")
+        lines.extend(f"    (bijlage: {a.get('content_type', 'onbekend')})" for a in entry.attachments)
+    return "\n".join(lines) + "\n"
+
+
+async def _reveal(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    body = await read_body(request, _Reveal)
+    contact = await desk.reveal(request.match_info["conversation_id"], who.identity, body.reason)
+    return answer(200, contact)
+
+
+async def _wrap_up(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """The registration's fields and options (desk.yaml), for the console's close form."""
+    return answer(200, request.app[LIVE_KEY].current.desk.wrap_up.model_dump())
 
 
 async def _claim(request: web.Request, who: Who, desk: Desk) -> web.Response:
@@ -177,7 +250,11 @@ async def _transfer(request: web.Request, who: Who, desk: Desk) -> web.Response:
 
 
 async def _close(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    await desk.close_conversation(request.match_info["conversation_id"], who.identity)
+    body = await request.read()
+    data = decode_json(body, request.content_type, request.charset) if body else {}
+    if not isinstance(data, dict):
+        raise Rejected(422, "invalid_request", "the body is the registration, a JSON object")
+    await desk.close_conversation(request.match_info["conversation_id"], who.identity, data)
     return answer(200, {"status": "closed"})
 
 
@@ -258,6 +335,10 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("POST", "/api/v1/conversations/{conversation_id}/reply", _reply, "reply", True),
     ("POST", "/api/v1/conversations/{conversation_id}/transfer", _transfer, "transfer", True),
     ("POST", "/api/v1/conversations/{conversation_id}/close", _close, "close", True),
+    ("POST", "/api/v1/conversations/{conversation_id}/notes", _note, "note", True),
+    ("GET", "/api/v1/conversations/{conversation_id}/export", _export, "export", False),
+    ("POST", "/api/v1/conversations/{conversation_id}/reveal", _reveal, "reveal", True),
+    ("GET", "/api/v1/wrap-up", _wrap_up, None, False),
     ("GET", "/api/v1/events", _events, None, False),
     ("GET", "/api/v1/audit", _audit, "audit_read", False),
 ]
@@ -490,7 +571,64 @@ OPENAPI: dict[str, Any] = {
             )
         },
         "/api/v1/conversations/{conversation_id}/close": {
-            "post": _operation("Close it", 200, {"type": "object"}, conversation=True)
+            "post": _operation(
+                "Close it with its registration (desk.yaml's fields; 422 registration_incomplete names them)",
+                200,
+                {"type": "object"},
+                conversation=True,
+                body={
+                    "type": "object",
+                    "required": ["contact_role", "age_group", "topics", "outcome"],
+                    "properties": {
+                        "contact_role": {"type": "string"},
+                        "age_group": {"type": "string"},
+                        "topics": {"type": "array", "items": {"type": "string"}},
+                        "outcome": {"type": "string"},
+                        "note": {"type": "string"},
+                    },
+                },
+            )
+        },
+        "/api/v1/conversations/{conversation_id}/notes": {
+            "post": _operation(
+                "An internal note for the team; never sent to the person",
+                201,
+                {"type": "object"},
+                conversation=True,
+                body={"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+            )
+        },
+        "/api/v1/conversations/{conversation_id}/export": {
+            "get": {
+                **_operation(
+                    "The conversation for the case system (by the counsellor who has it; recorded)",
+                    200,
+                    {"type": "object"},
+                    conversation=True,
+                ),
+                "parameters": [
+                    {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "text"]}},
+                ],
+            }
+        },
+        "/api/v1/conversations/{conversation_id}/reveal": {
+            "post": _operation(
+                "The contact to call back on a channel without replies (Masker 19), with a reason; recorded",
+                200,
+                {"type": "object"},
+                conversation=True,
+                body={
+                    "type": "object",
+                    "required": ["reason"],
+                    "properties": {"reason": {"type": "string", "enum": ["call_back", "report", "other"]}},
+                },
+            )
+        },
+        "/api/v1/wrap-up": {
+            "get": _operation(
+                "The registration's fields and options, for the close form", 200, {"type": "object"}
+            )
         },
         "/api/v1/events": {
             "get": {

@@ -8,16 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import shutil
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import aio_pika
 import pytest
-import yaml
-from aiohttp import ClientSession, ClientTimeout, CookieJar
+from aiohttp import ClientSession, CookieJar
 
 from adapters.http_json.cases import HTTP_JSON_CHANNEL
 from gateway.broker.embedded import EmbeddedBroker
@@ -27,110 +23,20 @@ from gateway.domain.identity import Identity
 from gateway.roles.desk import Desk
 from gateway.service import kinds, load_config, make_store, topology_for
 from gateway.support.metrics import Metrics
-from gateway.support.passwords import hash_password
 from tests.conftest import (
-    EXAMPLE_CONFIG,
     ServiceProcess,
-    auth,
     clean_state,
     drain,
 )
-from tests.helpers.desk import Counsellors
+from tests.integration.conftest import (
+    PASSWORD,
+    call,
+    desk_config,
+    listed,
+    person_writes,
+)
 
 pytestmark = pytest.mark.broker
-
-PASSWORD = "counsellor-password-2026"
-COUNSELLORS = {
-    "anna-zob": "zuidoost-brabant",
-    "bram-zob": "zuidoost-brabant",
-    "carla-rr": "rotterdam-rijnmond",
-    "dirk-landelijk": "national",
-}
-OPEN_MONDAY = "2025-11-24T10:00:00+01:00"
-
-
-@pytest.fixture(scope="module")
-def password_hash() -> str:
-    return hash_password(PASSWORD)
-
-
-def desk_config(root: Path, password_hash: str) -> Path:
-    shutil.copytree(EXAMPLE_CONFIG, root)
-    accounts = [
-        {"id": cid, "name": cid.split("-")[0].title(), "team": team, "password_hash": password_hash}
-        for cid, team in COUNSELLORS.items()
-    ]
-    (root / "counsellors.yaml").write_text(yaml.safe_dump({"counsellors": accounts}))
-    service = yaml.safe_load((root / "gateway.yaml").read_text())
-    service["desk"] = {"secure_cookies": False}
-    (root / "gateway.yaml").write_text(yaml.safe_dump(service))
-    return root
-
-
-@pytest.fixture
-async def desks(vhost, database_url, tmp_path, example_env, password_hash) -> AsyncIterator[dict]:
-    root = desk_config(tmp_path / "config", password_hash)
-    await clean_state(vhost[1], database_url, load_config(root))
-    env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_FAKE_TIME": OPEN_MONDAY}
-    front = ServiceProcess(
-        vhost[1], tmp_path / "a.log", roles=("ingest", "router", "desk"), config_dir=root, **env
-    )
-    other = ServiceProcess(vhost[1], tmp_path / "b.log", roles=("desk",), config_dir=root, **env)
-    try:
-        await front.wait_ready(40)
-        await other.wait_ready(40)
-        tokens = {}
-        counsellors = Counsellors(PASSWORD)
-        async with ClientSession() as session:
-            for cid in COUNSELLORS:
-                tokens[cid] = (await counsellors.sign_in(session, front.base, cid))["token"]
-        yield {
-            "counsellors": counsellors,
-            "a": front,
-            "b": other,
-            "url": vhost[1],
-            "tokens": tokens,
-            "database_url": database_url,
-            "root": root,
-        }
-    finally:
-        front.stop()
-        other.stop()
-
-
-async def call(base: str, method: str, path: str, token: str | None, body: object = None) -> tuple[int, dict]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with (
-        ClientSession(timeout=ClientTimeout(total=30)) as session,
-        session.request(method, base + path, json=body, headers=headers) as r,
-    ):
-        text = await r.text()
-        return r.status, (json.loads(text) if text else {})
-
-
-async def person_writes(desks: dict, sender: str, text: str) -> str:
-    body = {"message_id": uuid.uuid4().hex, "sender": sender, "text": text}
-    async with (
-        ClientSession() as session,
-        session.post(
-            f"{desks['a'].base}/channels/{HTTP_JSON_CHANNEL}/webhook", json=body, headers=auth()
-        ) as r,
-    ):
-        assert r.status == 202
-        return (await r.json())["ids"][0]
-
-
-async def listed(desks: dict, counsellor: str, *, via: str = "b", count: int = 1) -> list[dict]:
-    for _ in range(100):
-        status, body = await call(
-            desks[via].base, "GET", "/api/v1/conversations", desks["tokens"][counsellor]
-        )
-        assert status == 200
-        if len(body["conversations"]) >= count:
-            return body["conversations"]
-        await asyncio.sleep(0.1)
-    return body["conversations"]
-
 
 async def test_the_unified_queue_claims_replies_transfers_and_closes(desks) -> None:
     tokens, a, b = desks["tokens"], desks["a"], desks["b"]
@@ -140,7 +46,7 @@ async def test_the_unified_queue_claims_replies_transfers_and_closes(desks) -> N
     assert (
         item["team"] == "zuidoost-brabant"
         and item["status"] == "waiting"
-        and item["channel_kind"] == "http-json"
+        and item["channel_kind"] == "sms"
     )
 
     # two counsellors claim at the same moment, through two processes: one winner
@@ -189,7 +95,25 @@ async def test_the_unified_queue_claims_replies_transfers_and_closes(desks) -> N
         raise AssertionError("a message after the transfer did not follow the conversation")
     assert await listed(desks, "anna-zob", count=0) == []
 
-    status, _ = await call(b.base, "POST", f"/api/v1/conversations/{conversation}/close", tokens["carla-rr"])
+    (handover,) = seen["handovers"]
+    assert (handover["from_team"], handover["to_team"], handover["note"], handover["author"]) == (
+        "zuidoost-brabant", "rotterdam-rijnmond", "De persoon woont in Rotterdam", winner,
+    )  # fmt: skip
+    assert all(e["direction"] in ("in", "out") for e in seen["transcript"]), "a note among the messages"
+
+    close = f"/api/v1/conversations/{conversation}/close"
+    status, answer = await call(b.base, "POST", close, tokens["carla-rr"], {"contact_role": "omstander"})
+    assert (status, answer["error"]) == (422, "registration_incomplete")
+    assert {f["field"] for f in answer["fields"]} == {"age_group", "topics", "outcome"}
+    registration = {
+        "contact_role": "omstander", "age_group": "12-17", "topics": ["kindermishandeling", "partnergeweld"],
+        "outcome": "melding-geadviseerd", "note": "Belt morgen terug",
+    }  # fmt: skip
+    status, answer = await call(b.base, "POST", close, tokens["carla-rr"], {**registration, "outcome": "x"})
+    assert (status, answer["fields"]) == (
+        422, [{"field": "outcome", "problem": "not one of the configured options"}]
+    )  # fmt: skip
+    status, _ = await call(b.base, "POST", close, tokens["carla-rr"], registration)
     assert status == 200
     assert await listed(desks, "carla-rr", count=0) == []
     for process in (a, b):
@@ -206,7 +130,10 @@ ACTIONS = [
     ("POST", "/api/v1/conversations/{id}/claim", None),
     ("POST", "/api/v1/conversations/{id}/reply", {"text": "hallo"}),
     ("POST", "/api/v1/conversations/{id}/transfer", {"team": "national", "reason": "x"}),
-    ("POST", "/api/v1/conversations/{id}/close", None),
+    ("POST", "/api/v1/conversations/{id}/close", {}),
+    ("POST", "/api/v1/conversations/{id}/notes", {"text": "overleg"}),
+    ("GET", "/api/v1/conversations/{id}/export", None),
+    ("POST", "/api/v1/conversations/{id}/reveal", {"reason": "call_back"}),
 ]
 
 

@@ -26,11 +26,10 @@ import pytest
 import yaml
 from aiohttp import ClientSession, ClientTimeout
 
-from adapters.http_json.cases import HTTP_JSON_CHANNEL
 from gateway.service import load_config
 from gateway.support.passwords import hash_password
-from tests.conftest import EXAMPLE_CONFIG, ROOT, TEST_SECRET, ServiceProcess, auth, clean_state, drain
-from tests.helpers.desk import Counsellors
+from tests.conftest import EXAMPLE_CONFIG, ROOT, TEST_SECRET, ServiceProcess, clean_state, drain
+from tests.helpers.desk import Counsellors, person_texts
 
 pytestmark = pytest.mark.broker
 
@@ -154,12 +153,7 @@ async def call(
 
 
 async def person_writes(world: World, text: str = "Ik wil iets vertellen") -> None:
-    body = {"message_id": uuid.uuid4().hex, "sender": f"p-{uuid.uuid4().hex[:6]}", "text": text}
-    async with (
-        ClientSession() as session,
-        session.post(f"{world.a.base}/channels/{HTTP_JSON_CHANNEL}/webhook", json=body, headers=auth()) as r,
-    ):
-        assert r.status == 202
+    await person_texts(world.a.base, f"p-{uuid.uuid4().hex[:6]}", text)
 
 
 async def a_waiting_conversation(world: World, token: str) -> str:

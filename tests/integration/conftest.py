@@ -1,0 +1,104 @@
+"""The desk's fixtures for the integration tests: two desk processes on one PostgreSQL,
+their counsellors signed in (second factor enrolled), and the calls the tests make."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import ClientSession, ClientTimeout
+
+from gateway.service import load_config
+from gateway.support.passwords import hash_password
+from tests.conftest import EXAMPLE_CONFIG, ServiceProcess, clean_state
+from tests.helpers.desk import Counsellors, person_texts
+
+PASSWORD = "counsellor-password-2026"
+COUNSELLORS = {
+    "anna-zob": "zuidoost-brabant",
+    "bram-zob": "zuidoost-brabant",
+    "carla-rr": "rotterdam-rijnmond",
+    "dirk-landelijk": "national",
+}
+OPEN_MONDAY = "2025-11-24T10:00:00+01:00"
+
+
+@pytest.fixture(scope="module")
+def password_hash() -> str:
+    return hash_password(PASSWORD)
+
+
+def desk_config(root: Path, password_hash: str) -> Path:
+    shutil.copytree(EXAMPLE_CONFIG, root)
+    accounts = [
+        {"id": cid, "name": cid.split("-")[0].title(), "team": team, "password_hash": password_hash}
+        for cid, team in COUNSELLORS.items()
+    ]
+    (root / "counsellors.yaml").write_text(yaml.safe_dump({"counsellors": accounts}))
+    service = yaml.safe_load((root / "gateway.yaml").read_text())
+    service["desk"] = {"secure_cookies": False}
+    (root / "gateway.yaml").write_text(yaml.safe_dump(service))
+    return root
+
+
+@pytest.fixture
+async def desks(vhost, database_url, tmp_path, example_env, password_hash) -> AsyncIterator[dict]:
+    root = desk_config(tmp_path / "config", password_hash)
+    await clean_state(vhost[1], database_url, load_config(root))
+    env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_FAKE_TIME": OPEN_MONDAY}
+    front = ServiceProcess(
+        vhost[1], tmp_path / "a.log", roles=("ingest", "router", "desk"), config_dir=root, **env
+    )
+    other = ServiceProcess(vhost[1], tmp_path / "b.log", roles=("desk",), config_dir=root, **env)
+    try:
+        await front.wait_ready(40)
+        await other.wait_ready(40)
+        tokens = {}
+        counsellors = Counsellors(PASSWORD)
+        async with ClientSession() as session:
+            for cid in COUNSELLORS:
+                tokens[cid] = (await counsellors.sign_in(session, front.base, cid))["token"]
+        yield {
+            "counsellors": counsellors,
+            "a": front,
+            "b": other,
+            "url": vhost[1],
+            "tokens": tokens,
+            "database_url": database_url,
+            "root": root,
+        }
+    finally:
+        front.stop()
+        other.stop()
+
+
+async def call(base: str, method: str, path: str, token: str | None, body: object = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        ClientSession(timeout=ClientTimeout(total=30)) as session,
+        session.request(method, base + path, json=body, headers=headers) as r,
+    ):
+        text = await r.text()
+        return r.status, (json.loads(text) if text else {})
+
+
+async def person_writes(desks: dict, sender: str, text: str) -> None:
+    """By SMS: a channel counsellors can reply on."""
+    await person_texts(desks["a"].base, sender, text)
+
+
+async def listed(desks: dict, counsellor: str, *, via: str = "b", count: int = 1) -> list[dict]:
+    for _ in range(100):
+        status, body = await call(
+            desks[via].base, "GET", "/api/v1/conversations", desks["tokens"][counsellor]
+        )
+        assert status == 200
+        if len(body["conversations"]) >= count:
+            return body["conversations"]
+        await asyncio.sleep(0.1)
+    return body["conversations"]

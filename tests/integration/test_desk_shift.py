@@ -1,0 +1,216 @@
+"""The desk's shift work against the real RabbitMQ and PostgreSQL, two desk processes:
+internal notes apart from the messages and never sent, the transcript export for the
+case system, the Masker 19 call-back (revealed only to the counsellor who has the
+intake, with a reason, recorded) and its channel refusing replies, and the
+registration at close outliving the transcript's retention."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import aio_pika
+import asyncpg
+import pytest
+
+from gateway.domain.envelope import ChannelRef, Envelope, Route
+from gateway.support.keys import Keyring
+from tests.conftest import TEST_SECRET, drain
+from tests.integration.conftest import call, listed, person_writes
+
+pytestmark = pytest.mark.broker
+
+REGISTRATION = {"contact_role": "slachtoffer", "age_group": "18-plus", "topics": ["partnergeweld"],
+                "outcome": "advies-gegeven"}  # fmt: skip
+
+
+async def claimed_conversation(desks: dict, counsellor: str = "anna-zob", text: str = "Ik wil praten") -> str:
+    await person_writes(desks, f"persoon-{uuid.uuid4().hex[:6]}", text)
+    before = {c["conversation_id"] for c in await listed(desks, counsellor, count=0)}
+    for item in await listed(desks, counsellor, count=len(before) + 1):
+        if item["status"] == "waiting":
+            conversation = item["conversation_id"]
+            break
+    status, _ = await call(desks["a"].base, "POST", f"/api/v1/conversations/{conversation}/claim",
+                           desks["tokens"][counsellor])  # fmt: skip
+    assert status == 200
+    return conversation
+
+
+async def audit_actions(desks: dict, conversation: str) -> list[tuple[str, str, str]]:
+    db = await asyncpg.connect(desks["database_url"])
+    try:
+        rows = await db.fetch(
+            "SELECT account, action, result FROM audit_log WHERE conversation_id = $1 ORDER BY seq",
+            conversation,
+        )
+        return [(r["account"], r["action"], r["result"]) for r in rows]
+    finally:
+        await db.close()
+
+
+async def test_notes_stay_with_the_team_and_follow_a_transfer_but_never_reach_the_person(desks) -> None:
+    tokens, a, b = desks["tokens"], desks["a"], desks["b"]
+    conversation = await claimed_conversation(desks)
+    await drain(desks["url"], ["gw.outbound"])
+    c = f"/api/v1/conversations/{conversation}"
+    status, answer = await call(
+        b.base, "POST", c + "/notes", tokens["anna-zob"], {"text": "Overleg met Bram: veilig?"}
+    )
+    assert status == 201 and answer["status"] == "noted"
+    status, seen = await call(a.base, "GET", c, tokens["bram-zob"])
+    assert [(n["author"], n["text"]) for n in seen["notes"]] == [("anna-zob", "Overleg met Bram: veilig?")]
+    assert [e["direction"] for e in seen["transcript"]] == ["in"], "a note shown among the messages"
+    status, _ = await call(a.base, "POST", c + "/transfer", tokens["anna-zob"],
+                           {"team": "national", "reason": "Acuut, landelijk verder"})  # fmt: skip
+    assert status == 200
+    status, seen = await call(b.base, "GET", c, tokens["dirk-landelijk"])
+    assert [n["text"] for n in seen["notes"]] == ["Overleg met Bram: veilig?"]
+    assert seen["handovers"][0]["note"] == "Acuut, landelijk verder"
+    sent = await drain(desks["url"], ["gw.outbound"], idle=1.0)
+    assert not any(b"Overleg met Bram" in m.body or b"landelijk verder" in m.body for m in sent)
+    assert ("anna-zob", "note", "ok") in await audit_actions(desks, conversation)
+    status, answer = await call(a.base, "POST", c + "/notes", tokens["anna-zob"], {"text": "te laat"})
+    assert (status, answer["error"]) == (403, "other_team")
+
+
+async def test_the_export_is_for_the_counsellor_who_has_it_and_is_recorded(desks) -> None:
+    tokens, a = desks["tokens"], desks["a"]
+    conversation = await claimed_conversation(desks, text="Mijn vader slaat")
+    c = f"/api/v1/conversations/{conversation}"
+    await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Dank dat je het vertelt."})
+    await call(a.base, "POST", c + "/notes", tokens["anna-zob"], {"text": "intern"})
+    status, answer = await call(a.base, "GET", c + "/export", tokens["bram-zob"])
+    assert (status, answer["error"]) == (409, "not_claimed")
+    status, document = await call(a.base, "GET", c + "/export", tokens["anna-zob"])
+    assert status == 200 and "notes" not in document
+    assert [(e["direction"], e["text"]) for e in document["transcript"]] == [
+        ("in", "Mijn vader slaat"), ("out", "Dank dat je het vertelt."),
+    ]  # fmt: skip
+    from aiohttp import ClientSession
+
+    headers = {"Authorization": f"Bearer {tokens['anna-zob']}"}
+    async with (
+        ClientSession() as session,
+        session.get(a.base + c + "/export?format=text", headers=headers) as r,
+    ):
+        text = await r.text()
+        assert r.status == 200 and r.content_type == "text/plain"
+        assert r.headers["Content-Disposition"] == f'attachment; filename="gesprek-{conversation}.txt"'
+        assert r.headers["Cache-Control"] == "no-store"
+    assert "Persoon: Mijn vader slaat" in text and "Hulpverlener anna-zob: Dank dat je het vertelt." in text
+    assert "intern" not in text
+    actions = await audit_actions(desks, conversation)
+    assert actions.count(("anna-zob", "export", "ok")) == 2 and ("bram-zob", "export", "failed") in actions
+
+
+async def an_intake(desks: dict, number: str) -> str:
+    """A Masker 19 intake as the ingest role makes it: the number only in the sealed handle."""
+    conversation = f"c_intake_{uuid.uuid4().hex[:8]}"
+    handle = Keyring(TEST_SECRET).seal(
+        {"channel": "masker19", "kind": "masker19", "address": number, "at": datetime.now(UTC).isoformat()}
+    )
+    envelope = Envelope(
+        id=str(uuid.uuid4()), conversation_id=conversation, region="zuidoost-brabant",
+        channel=ChannelRef(kind="masker19", instance="masker19"), received_at=datetime.now(UTC),
+        text="Masker 19-melding van Apotheek De Linde (Eindhoven).", sender="p_x", reply_handle=handle,
+        route=Route(queue="gw.region.zuidoost-brabant.urgent", reason="test"),
+    )  # fmt: skip
+    connection = await aio_pika.connect(desks["url"])
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("gw.region", ensure=False)
+        await exchange.publish(aio_pika.Message(envelope.to_json(), message_id=envelope.id, delivery_mode=2),
+                               "zuidoost-brabant.urgent")  # fmt: skip
+    finally:
+        await connection.close()
+    for _ in range(100):
+        if any(i["conversation_id"] == conversation for i in await listed(desks, "anna-zob", count=0)):
+            return conversation
+        import asyncio
+
+        await asyncio.sleep(0.1)
+    raise AssertionError("the intake did not reach the desk")
+
+
+async def test_the_masker19_call_back_is_revealed_only_to_its_counsellor_with_a_reason(desks) -> None:
+    tokens, a, b = desks["tokens"], desks["a"], desks["b"]
+    conversation = await an_intake(desks, "0612345678")
+    c = f"/api/v1/conversations/{conversation}"
+    status, answer = await call(a.base, "POST", c + "/reveal", tokens["anna-zob"], {"reason": "call_back"})
+    assert (status, answer["error"]) == (409, "not_claimed")
+    assert (await call(a.base, "POST", c + "/claim", tokens["anna-zob"]))[0] == 200
+    status, answer = await call(b.base, "POST", c + "/reveal", tokens["bram-zob"], {"reason": "call_back"})
+    assert (status, answer["error"]) == (409, "not_claimed"), "another counsellor saw the number"
+    status, answer = await call(a.base, "POST", c + "/reveal", tokens["anna-zob"], {"reason": "nieuwsgierig"})
+    assert status == 422
+    status, contact = await call(b.base, "POST", c + "/reveal", tokens["anna-zob"], {"reason": "call_back"})
+    assert (status, contact) == (200, {"call": "number", "number": "0612345678"})
+    status, answer = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "hallo"})
+    assert (status, answer["error"]) == (409, "cannot_reply"), "a reply to a channel that cannot carry one"
+    status, seen = await call(a.base, "GET", c, tokens["anna-zob"])
+    assert "0612345678" not in str(seen), "the number shown without a reveal"
+    db = await asyncpg.connect(desks["database_url"])
+    try:
+        reveal = await db.fetchrow(
+            "SELECT account, result, reason FROM audit_log WHERE conversation_id = $1 AND action = 'reveal' "
+            "AND result = 'ok'", conversation,
+        )  # fmt: skip
+    finally:
+        await db.close()
+    assert tuple(reveal) == ("anna-zob", "ok", "call_back")
+    for process in (a, b):
+        assert "0612345678" not in process.logs()
+    by_sms = await claimed_conversation(desks)
+    reveal_sms = f"/api/v1/conversations/{by_sms}/reveal"
+    status, answer = await call(a.base, "POST", reveal_sms, tokens["anna-zob"], {"reason": "call_back"})
+    assert (status, answer["error"]) == (409, "nothing_to_reveal"), "a replying channel's address revealed"
+
+
+async def test_the_registration_outlives_the_transcripts_retention(desks) -> None:
+    tokens, a = desks["tokens"], desks["a"]
+    conversation = await claimed_conversation(desks)
+    c = f"/api/v1/conversations/{conversation}"
+    status, _ = await call(a.base, "POST", c + "/close", tokens["anna-zob"], {**REGISTRATION, "note": "kort"})
+    assert status == 200
+    db = await asyncpg.connect(desks["database_url"])
+    try:
+        row = await db.fetchrow("SELECT * FROM desk_registrations WHERE conversation_id = $1", conversation)
+        assert (row["team"], row["contact_role"], row["outcome"], row["serious"]) == (
+            "zuidoost-brabant", "slachtoffer", "advies-gegeven", True,
+        )  # fmt: skip
+        assert "kort" not in str(dict(row)), "the note is kept with the statistics"
+        registration_id = row["registration_id"]
+        await db.execute(
+            "UPDATE desk_conversations SET last_activity_at = now() - interval '800 hours' "
+            "WHERE conversation_id = $1", conversation,
+        )  # fmt: skip
+    finally:
+        await db.close()
+    from datetime import timedelta
+
+    from gateway.broker.embedded import EmbeddedBroker
+    from gateway.config.live import LiveConfig
+    from gateway.roles.desk import Desk
+    from gateway.service import kinds, load_config, make_store
+    from gateway.support.metrics import Metrics
+
+    store = make_store(desks["database_url"])
+    await store.start()
+    try:
+        desk = Desk(LiveConfig(load_config(desks["root"]), kinds()), EmbeddedBroker(), store, Metrics())
+        assert await desk.forget_before(datetime.now(UTC) - timedelta(hours=720)) >= 1
+    finally:
+        await store.close()
+    db = await asyncpg.connect(desks["database_url"])
+    try:
+        kept = await db.fetchrow(
+            "SELECT * FROM desk_registrations WHERE registration_id = $1", registration_id
+        )
+        notes = await db.fetchval(
+            "SELECT count(*) FROM desk_messages WHERE conversation_id = $1", conversation
+        )
+    finally:
+        await db.close()
+    assert kept is not None and kept["conversation_id"] is None and kept["outcome"] == "advies-gegeven"
+    assert notes == 0, "the note outlived the conversation"
