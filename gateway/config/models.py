@@ -301,8 +301,21 @@ class WrapUp(_Model):
         }
 
 
+class Capacity(_Model):
+    """How many conversations a counsellor has at once, and how long a claim may stay
+    unanswered before it goes back to the queue."""
+
+    per_counsellor: int = Field(default=3, ge=1, le=50)
+    per_team: dict[Code, int] = Field(default_factory=dict, description="A team's own limit")
+    unanswered_claim_minutes: float = Field(default=5, gt=0, le=240)
+
+    def limit(self, team: str) -> int:
+        return self.per_team.get(team, self.per_counsellor)
+
+
 class DeskFile(_Model):
     wrap_up: WrapUp = Field(default_factory=WrapUp)
+    capacity: Capacity = Field(default_factory=Capacity)
 
 
 class OutboundSettings(_Model):

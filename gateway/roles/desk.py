@@ -59,6 +59,7 @@ WAITING, CLAIMED, CLOSED = "waiting", "claimed", "closed"
 RetentionHook = Callable[[AsyncConnection, datetime], Awaitable[None]]
 RETENTION_EVERY_SECONDS = 300.0
 GAUGES_EVERY_SECONDS = 15.0
+RETURNS_EVERY_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Summary:
     claimed_by: str | None
     waiting_since: datetime
     last_activity_at: datetime
+    returned: bool = False  # went back to the queue after a claim without a reply
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Desk:
         self._listeners: set[Callable[[str, str], Awaitable[None] | None]] = set()
         self._retention: asyncio.Task[None] | None = None
         self._gauges: asyncio.Task[None] | None = None
+        self._returns: asyncio.Task[None] | None = None
         # Messages arriving together share one transaction (and one commit).
         self._store_together = GroupCommit(self.store_envelopes)
 
@@ -145,9 +148,10 @@ class Desk:
                 )
         self._retention = asyncio.create_task(self._retention_loop())
         self._gauges = asyncio.create_task(self._gauges_loop())
+        self._returns = asyncio.create_task(self._returns_loop())
 
     async def close(self) -> None:
-        for task in (self._retention, self._gauges):
+        for task in (self._retention, self._gauges, self._returns):
             if task is not None:
                 task.cancel()
 
@@ -225,6 +229,7 @@ class Desk:
             status=WAITING,
             urgent=urgent,
             after_hours=after_hours,
+            sender=envelope.sender,
             reply_handle=envelope.reply_handle,
             waiting_since=at,
             last_activity_at=at,
@@ -359,6 +364,7 @@ class Desk:
         await self._own(conversation_id, team)
         table = desk_conversations
         async with self._store.transaction() as connection:
+            await self._within_capacity(connection, actor, conversation_id)
             won = await connection.execute(
                 sa.update(table)
                 .where(
@@ -366,7 +372,7 @@ class Desk:
                     table.c.team == team,
                     table.c.status == WAITING,
                 )
-                .values(status=CLAIMED, claimed_by=counsellor)
+                .values(status=CLAIMED, claimed_by=counsellor, claimed_at=self._clock(), returned=False)
             )
             row = (
                 await connection.execute(sa.select(table).where(table.c.conversation_id == conversation_id))
@@ -376,6 +382,79 @@ class Desk:
             await self._audit.append(connection, AuditEvent.by(actor, "claim", "ok", conversation_id))
         await self._changed(team, conversation_id)
         return _summary(row)
+
+    async def claim_next(self, actor: Identity) -> Summary:
+        """"Volgende": the team's next waiting conversation (urgent first, then the longest
+        waiting), claimed; two counsellors asking at once get two different ones, and no
+        one goes over their limit."""
+        table = desk_conversations
+        async with self._store.transaction() as connection:
+            await self._within_capacity(connection, actor, None)
+            query = (
+                sa.select(table.c.conversation_id)
+                .where(table.c.team == actor.team, table.c.status == WAITING)
+                .order_by(table.c.urgent.desc(), table.c.waiting_since.asc())
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            conversation_id = (await connection.execute(query)).scalar()
+            if conversation_id is None:
+                raise Rejected(404, "queue_empty", "no one is waiting for this team")
+            await connection.execute(
+                sa.update(table)
+                .where(table.c.conversation_id == conversation_id)
+                .values(status=CLAIMED, claimed_by=actor.account, claimed_at=self._clock(), returned=False)
+            )
+            chosen = sa.select(table).where(table.c.conversation_id == conversation_id)
+            row = (await connection.execute(chosen)).one()
+            await self._audit.append(connection, AuditEvent.by(actor, "claim", "ok", conversation_id))
+        await self._changed(actor.team, conversation_id)
+        return _summary(row)
+
+    async def _within_capacity(
+        self, connection: AsyncConnection, actor: Identity, claiming: str | None
+    ) -> None:
+        """Refuse a claim past the counsellor's limit. The counsellor's claims take turns
+        (an advisory lock on PostgreSQL; the embedded store has one connection), so two
+        processes cannot both take the last place."""
+        if self._store.dialect == "postgresql":
+            key = {"key": f"desk-claims|{actor.account}"}
+            await connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), key)
+        table = desk_conversations
+        held = sa.select(sa.func.count()).where(
+            table.c.claimed_by == actor.account, table.c.status == CLAIMED
+        )
+        if claiming is not None:
+            held = held.where(table.c.conversation_id != claiming)
+        limit = self._live.current.desk.capacity.limit(actor.team)
+        if int((await connection.execute(held)).scalar_one()) >= limit:
+            detail = f"you have {limit} conversations already: close one first"
+            raise Rejected(409, "at_capacity", detail, limit=limit)
+
+    async def return_unanswered(self) -> int:
+        """Claims without a counsellor's reply for `unanswered_claim_minutes` go back to the
+        queue, marked `returned`, so no one waits behind a counsellor who was called away."""
+        minutes = self._live.current.desk.capacity.unanswered_claim_minutes
+        cutoff = self._clock() - timedelta(minutes=minutes)
+        table = desk_conversations
+        async with self._store.transaction() as connection:
+            returned = (
+                await connection.execute(
+                    sa.update(table)
+                    .where(
+                        table.c.status == CLAIMED,
+                        table.c.claimed_at < cutoff,
+                        sa.or_(table.c.answered_at.is_(None), table.c.answered_at < table.c.claimed_at),
+                    )
+                    .values(status=WAITING, claimed_by=None, claimed_at=None, returned=True)
+                    .returning(table.c.conversation_id, table.c.team)
+                )
+            ).all()
+        for conversation_id, team in returned:
+            await self._changed(team, conversation_id)
+        if returned:
+            log.info("unanswered_claims_returned", conversations=len(returned))
+        return len(returned)
 
     async def reply(self, conversation_id: str, actor: Identity, text: str) -> str:
         counsellor, team = actor.account, actor.team
@@ -417,7 +496,7 @@ class Desk:
             await connection.execute(
                 sa.update(desk_conversations)
                 .where(desk_conversations.c.conversation_id == conversation_id)
-                .values(last_activity_at=now)
+                .values(last_activity_at=now, answered_at=now)
             )
             await self._audit.append(connection, AuditEvent.by(actor, "reply", "ok", conversation_id))
             # Sent only once its record is written; a broker that does not take it rolls
@@ -557,6 +636,14 @@ class Desk:
                 log.warning("waiting_gauges_failed", error=type(exc).__name__)
             await asyncio.sleep(GAUGES_EVERY_SECONDS)
 
+    async def _returns_loop(self) -> None:
+        while True:
+            try:
+                await self.return_unanswered()
+            except Exception as exc:
+                log.warning("unanswered_return_failed", error=type(exc).__name__)
+            await asyncio.sleep(RETURNS_EVERY_SECONDS)
+
     async def _retention_loop(self) -> None:
         while True:
             hours = self._live.current.service.desk.retention_hours
@@ -582,4 +669,5 @@ def _summary(row: sa.Row[Any]) -> Summary:
         claimed_by=row.claimed_by,
         waiting_since=as_utc(row.waiting_since),
         last_activity_at=as_utc(row.last_activity_at),
+        returned=bool(row.returned),
     )

@@ -45,6 +45,10 @@ desk_conversations = sa.Table(
     sa.Column("reply_handle", sa.Text, nullable=False),
     sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=False),
     sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("returned", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("sender", sa.String(100), nullable=True),
 )
 desk_messages = sa.Table(
     "desk_messages",

@@ -237,6 +237,11 @@ async def _claim(request: web.Request, who: Who, desk: Desk) -> web.Response:
     return answer(200, _summary(summary, time.time()) | claimed)
 
 
+async def _next(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    summary = await desk.claim_next(who.identity)
+    return answer(200, _summary(summary, time.time()))
+
+
 async def _reply(request: web.Request, who: Who, desk: Desk) -> web.Response:
     body = await read_body(request, _Reply)
     reply_id = await desk.reply(request.match_info["conversation_id"], who.identity, body.text)
@@ -332,6 +337,7 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("GET", "/api/v1/conversations", _list, "list", False),
     ("GET", "/api/v1/conversations/{conversation_id}", _read, "read", False),
     ("POST", "/api/v1/conversations/{conversation_id}/claim", _claim, "claim", True),
+    ("POST", "/api/v1/queue/next", _next, "claim", True),
     ("POST", "/api/v1/conversations/{conversation_id}/reply", _reply, "reply", True),
     ("POST", "/api/v1/conversations/{conversation_id}/transfer", _transfer, "transfer", True),
     ("POST", "/api/v1/conversations/{conversation_id}/close", _close, "close", True),
@@ -396,6 +402,7 @@ _SUMMARY = {
         "waiting_since": {"type": "string", "format": "date-time"},
         "last_activity_at": {"type": "string", "format": "date-time"},
         "waiting_seconds": {"type": "integer"},
+        "returned": {"type": "boolean", "description": "back in the queue after a claim without a reply"},
     },
 }
 
@@ -546,6 +553,13 @@ OPENAPI: dict[str, Any] = {
                 200,
                 {"$ref": "#/components/schemas/Summary"},
                 conversation=True,
+            )
+        },
+        "/api/v1/queue/next": {
+            "post": _operation(
+                "Volgende: claim the team's next waiting conversation (404 queue_empty, 409 at_capacity)",
+                200,
+                {"$ref": "#/components/schemas/Summary"},
             )
         },
         "/api/v1/conversations/{conversation_id}/reply": {

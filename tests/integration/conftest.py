@@ -4,6 +4,7 @@ their counsellors signed in (second factor enrolled), and the calls the tests ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -46,9 +47,15 @@ def desk_config(root: Path, password_hash: str) -> Path:
     return root
 
 
-@pytest.fixture
-async def desks(vhost, database_url, tmp_path, example_env, password_hash) -> AsyncIterator[dict]:
+@contextlib.asynccontextmanager
+async def running_desks(
+    vhost, database_url: str, tmp_path: Path, password_hash: str, desk_file: dict | None = None
+) -> AsyncIterator[dict]:
+    """Two desk processes (the first also ingest and router) and every counsellor signed
+    in; `desk_file`: what desk.yaml holds instead of the example's."""
     root = desk_config(tmp_path / "config", password_hash)
+    if desk_file is not None:
+        (root / "desk.yaml").write_text(yaml.safe_dump(desk_file))
     await clean_state(vhost[1], database_url, load_config(root))
     env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_FAKE_TIME": OPEN_MONDAY}
     front = ServiceProcess(
@@ -75,6 +82,12 @@ async def desks(vhost, database_url, tmp_path, example_env, password_hash) -> As
     finally:
         front.stop()
         other.stop()
+
+
+@pytest.fixture
+async def desks(vhost, database_url, tmp_path, example_env, password_hash) -> AsyncIterator[dict]:
+    async with running_desks(vhost, database_url, tmp_path, password_hash) as world:
+        yield world
 
 
 async def call(base: str, method: str, path: str, token: str | None, body: object = None) -> tuple[int, dict]:

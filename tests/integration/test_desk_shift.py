@@ -6,6 +6,7 @@ registration at close outliving the transcript's retention."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ import pytest
 from gateway.domain.envelope import ChannelRef, Envelope, Route
 from gateway.support.keys import Keyring
 from tests.conftest import TEST_SECRET, drain
-from tests.integration.conftest import call, listed, person_writes
+from tests.integration.conftest import call, listed, person_writes, running_desks
 
 pytestmark = pytest.mark.broker
 
@@ -127,8 +128,6 @@ async def an_intake(desks: dict, number: str) -> str:
     for _ in range(100):
         if any(i["conversation_id"] == conversation for i in await listed(desks, "anna-zob", count=0)):
             return conversation
-        import asyncio
-
         await asyncio.sleep(0.1)
     raise AssertionError("the intake did not reach the desk")
 
@@ -214,3 +213,72 @@ async def test_the_registration_outlives_the_transcripts_retention(desks) -> Non
         await db.close()
     assert kept is not None and kept["conversation_id"] is None and kept["outcome"] == "advies-gegeven"
     assert notes == 0, "the note outlived the conversation"
+
+
+# capacity and a fair queue
+
+
+@pytest.fixture
+async def limited_desks(vhost, database_url, tmp_path, example_env, password_hash):
+    """One conversation per counsellor at once; a claim unanswered for 3 s goes back."""
+    desk_file = {"capacity": {"per_counsellor": 1, "unanswered_claim_minutes": 0.05}}
+    async with running_desks(vhost, database_url, tmp_path, password_hash, desk_file) as world:
+        yield world
+
+
+async def waiting(desks: dict, count: int) -> list[str]:
+    for n in range(count):
+        await person_writes(desks, f"wachtend-{uuid.uuid4().hex[:6]}-{n}", f"Bericht {n}")
+    listed_now = await listed(desks, "anna-zob", count=count)
+    return [c["conversation_id"] for c in listed_now]
+
+
+async def test_volgende_from_two_processes_never_goes_over_the_limit(limited_desks) -> None:
+    desks = limited_desks
+    tokens, a, b = desks["tokens"], desks["a"], desks["b"]
+    await waiting(desks, 4)
+    asks = [(base, who) for who in ("anna-zob", "bram-zob") for base in (a.base, b.base, a.base)]
+    answers = await asyncio.gather(
+        *(call(base, "POST", "/api/v1/queue/next", tokens[who]) for base, who in asks)
+    )
+    by_counsellor: dict[str, list[tuple[int, dict]]] = {"anna-zob": [], "bram-zob": []}
+    for (_, who), answer in zip(asks, answers, strict=True):
+        by_counsellor[who].append(answer)
+    taken = []
+    for who, got in by_counsellor.items():
+        assert sorted(status for status, _ in got) == [200, 409, 409], (who, got)
+        assert {body["error"] for status, body in got if status == 409} == {"at_capacity"}
+        taken += [body["conversation_id"] for status, body in got if status == 200]
+    assert len(set(taken)) == 2, "two counsellors were given the same conversation"
+    claimed = {c["conversation_id"]: c["claimed_by"] for c in await listed(desks, "anna-zob", count=4)}
+    assert sorted(v for v in claimed.values() if v) == ["anna-zob", "bram-zob"]
+    status, answer = await call(a.base, "POST", "/api/v1/queue/next", tokens["dirk-landelijk"])
+    assert (status, answer["error"]) == (404, "queue_empty")  # the national queue is empty
+
+
+async def test_an_unanswered_claim_goes_back_to_the_queue_marked(limited_desks) -> None:
+    desks = limited_desks
+    tokens, a = desks["tokens"], desks["a"]
+    first, second = await waiting(desks, 2)
+    for conversation in (first, second):
+        status, _ = await call(a.base, "POST", f"/api/v1/conversations/{conversation}/claim",
+                               tokens["anna-zob" if conversation == first else "bram-zob"])  # fmt: skip
+        assert status == 200
+    status, _ = await call(a.base, "POST", f"/api/v1/conversations/{second}/reply", tokens["bram-zob"],
+                           {"text": "Ik ben er."})  # fmt: skip
+    assert status == 202
+    for _ in range(200):  # the timeout is 3 s; the desk looks every 10 s
+        items = {c["conversation_id"]: c for c in await listed(desks, "anna-zob", count=2)}
+        if items[first]["status"] == "waiting":
+            break
+        await asyncio.sleep(0.1)
+    assert (items[first]["status"], items[first]["returned"], items[first]["claimed_by"]) == (
+        "waiting",
+        True,
+        None,
+    )
+    assert (items[second]["status"], items[second]["claimed_by"]) == ("claimed", "bram-zob"), (
+        "an answered claim"
+    )
+    status, answer = await call(a.base, "POST", "/api/v1/queue/next", tokens["anna-zob"])
+    assert status == 200 and answer["conversation_id"] == first and answer["returned"] is False

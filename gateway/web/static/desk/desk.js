@@ -1,7 +1,9 @@
 /* The counsellor console: signing in (password, then the code from the authenticator
  * app), setting up that second step, the team's queue (live, through server-sent
- * events), a conversation with claim, reply, transfer and close, one's own sessions,
- * and, for the privacy officer only, the access log. Talks only to /api/v1/ with the
+ * events), a conversation with claim, reply, transfer, the team's internal notes (apart
+ * from the messages), the handover note of a transfer, export, the call-back on a channel
+ * that carries no replies (Masker 19) and close with its registration, one's own
+ * sessions, and, for the privacy officer only, the access log. Talks only to /api/v1/ with the
  * HttpOnly session cookie; the CSRF token lives in memory only. */
 (function () {
   "use strict";
@@ -16,6 +18,7 @@
     ["reply", "geantwoord"],
     ["transfer", "overgedragen"],
     ["close", "gesprek afgesloten"],
+    ["note", "notitie toegevoegd"],
     ["reveal", "contactgegevens ingezien"],
     ["export", "geëxporteerd"],
     ["admin_reload", "configuratie herladen"],
@@ -41,7 +44,10 @@
   // Answers that belong to signing in itself, not a sign that the session ended.
   var SIGN_IN_ANSWERS = ["wrong_credentials", "second_factor_required", "wrong_second_factor", "too_many_attempts"];
 
-  var state = { me: null, csrf: "", open: null, events: null, pending: null, oidc: null, epoch: 0 };
+  var state = {
+    me: null, csrf: "", open: null, events: null, pending: null, oidc: null, epoch: 0,
+    nav: 0, seq: 0, shown: 0, queueShown: 0, wrapUp: null, revealed: null, noReply: {}
+  };
   var $ = function (id) { return document.getElementById(id); };
 
   function notice(text) { $("notice").textContent = text || ""; }
@@ -208,17 +214,24 @@
   }
 
   function clearPrivate() {
-    ["queue-rows", "transcript", "sessions-rows", "audit-rows", "recovery-codes", "totp-qr"].forEach(function (id) {
+    ["queue-rows", "transcript", "notes", "sessions-rows", "audit-rows", "recovery-codes", "totp-qr"].forEach(function (id) {
       $(id).replaceChildren();
     });
-    ["totp-secret", "audit-summary", "who", "conversation-state"].forEach(function (id) { $(id).textContent = ""; });
-    ["reply", "transfer-team", "transfer-reason", "enrol-code", "audit-account", "audit-conversation",
-      "audit-since", "audit-until"].forEach(function (id) { $(id).value = ""; });
+    ["totp-secret", "audit-summary", "who", "conversation-state", "handover", "reveal-result"].forEach(function (id) {
+      $(id).textContent = "";
+    });
+    ["reply", "note", "transfer-team", "transfer-reason", "enrol-code", "audit-account", "audit-conversation",
+      "audit-since", "audit-until", "reveal-reason"].forEach(function (id) { $(id).value = ""; });
+    hideCloseForm();
+    state.revealed = null;
+    state.wrapUp = null;
+    state.noReply = {};
     $("audit-action").value = "";
   }
 
   function signedOut(message, asError) {
     state.epoch += 1;
+    navigate();
     closeEvents();
     state.me = null;
     state.csrf = "";
@@ -369,17 +382,43 @@
 
   // ---- the queue and a conversation -------------------------------------------
 
+  // Channels that carry no replies: the counsellor calls back instead (a reply is 409
+  // cannot_reply). A kind the server refuses a reply for is added when it says so.
+  var NO_REPLY_KINDS = ["masker19"];
+  var REVEAL_REASONS = { call_back: "terugbellen", report: "melding", other: "anders" };
+
+  // Every navigation (another view, another conversation) makes answers to requests
+  // made before it stale; within one view, an older answer never replaces a newer one.
+  function navigate() {
+    state.nav += 1;
+    return state.nav;
+  }
+
   function showQueue(focus) {
-    state.open = null;
+    navigate();
+    leaveConversation();
     notice("");
     $("queue-title").textContent = "Wachtrij " + state.me.team;
     show("queue", focus);
     loadQueue();
   }
 
+  function leaveConversation() {
+    state.open = null;
+    state.revealed = null;
+    hideCloseForm();
+    $("reveal-result").textContent = "";
+    $("reveal-reason").value = "";
+    $("note").value = "";
+    $("reply").value = "";
+  }
+
   function loadQueue() {
+    var nav = state.nav;
+    var seq = ++state.seq;
     api("GET", "/api/v1/conversations").then(function (answer) {
-      if (answer.status !== 200) { return; }
+      if (answer.status !== 200 || nav !== state.nav || seq < state.queueShown) { return; }
+      state.queueShown = seq;
       var rows = $("queue-rows");
       rows.replaceChildren();
       answer.data.conversations.forEach(function (c) {
@@ -405,60 +444,362 @@
     });
   }
 
+  function clock(iso) {
+    return new Date(iso).toLocaleTimeString("nl-NL", { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function entryItem(className, who, at, text) {
+    var item = document.createElement("li");
+    item.className = className;
+    var meta = document.createElement("span");
+    meta.className = "d-meta";
+    meta.textContent = who + " · " + clock(at);
+    var body = document.createElement("span");
+    body.textContent = text;
+    item.append(meta, body);
+    return item;
+  }
+
+  function cannotReply(c) {
+    return NO_REPLY_KINDS.indexOf(c.channel_kind) >= 0 || state.noReply[c.conversation_id] === true;
+  }
+
+  // `quietly`: a refresh of the open conversation (a change elsewhere), not the
+  // counsellor opening one: no focus move, and nothing if they have moved on.
   function openConversation(id, quietly) {
+    var nav = quietly ? state.nav : navigate();
+    var seq = ++state.seq;
+    if (!quietly && state.open !== id) { leaveConversation(); }
     api("GET", "/api/v1/conversations/" + encodeURIComponent(id)).then(function (answer) {
+      if (nav !== state.nav || seq < state.shown || (quietly && state.open !== id)) { return; }
+      state.shown = seq;
       if (answer.status !== 200) {
-        if (!quietly) { notice(answer.data.detail || "Dit gesprek is niet (meer) van je team."); }
-        state.open = null;
-        show("queue");
-        loadQueue();
+        showQueue(false);
+        if (!quietly) { notice(problem(answer, "Dit gesprek is niet (meer) van je team.")); }
         return;
       }
       var c = answer.data;
       var opening = state.open !== id || $("conversation").hidden;
       state.open = id;
-      if (!quietly) { notice(""); }
-      $("conversation-title").textContent = "Gesprek via " + c.channel_kind;
-      $("conversation-state").textContent = c.status === "claimed" ? "Opgepakt door " + c.claimed_by : "Wacht op een medewerker";
-      var mine = c.status === "claimed" && c.claimed_by === state.me.counsellor;
-      $("claim").disabled = c.status === "claimed";
-      $("reply").disabled = !mine;
-      var list = $("transcript");
-      list.replaceChildren();
-      c.transcript.forEach(function (entry) {
-        var item = document.createElement("li");
-        item.className = "d-" + entry.direction;
-        var meta = document.createElement("span");
-        meta.className = "d-meta";
-        meta.textContent = (entry.direction === "in" ? "Persoon" : entry.direction === "out" ? (entry.author || "Veilig Thuis") : "Notitie") +
-          " · " + new Date(entry.at).toLocaleTimeString("nl-NL", { hour: "2-digit", minute: "2-digit" });
-        var text = document.createElement("span");
-        text.textContent = entry.text;
-        item.append(meta, text);
-        list.appendChild(item);
-      });
+      if (!quietly) { notice(""); status(""); }
+      renderConversation(c);
       show("conversation", opening && !quietly);
     });
   }
 
+  function renderConversation(c) {
+    var mine = c.status === "claimed" && c.claimed_by === state.me.counsellor;
+    var theirs = c.status === "claimed" && !mine;
+    $("conversation-title").textContent = "Gesprek via " + c.channel_kind;
+    $("conversation-state").textContent = c.status === "claimed" ? "Opgepakt door " + c.claimed_by :
+      c.status === "closed" ? "Afgesloten" : "Wacht op een medewerker";
+
+    var handovers = c.handovers || [];
+    var banner = $("handover");
+    if (handovers.length > 0) {
+      var h = handovers[0];  // newest first
+      banner.textContent = "Overgedragen van " + h.from_team + " door " + h.author + ": " + h.note;
+      banner.hidden = false;
+    } else {
+      banner.textContent = "";
+      banner.hidden = true;
+    }
+
+    $("claim").disabled = c.status !== "waiting";
+    $("close").disabled = theirs || c.status === "closed";
+    if ($("close").disabled) { hideCloseForm(); }
+    $("export").hidden = !mine;
+
+    var list = $("transcript");
+    list.replaceChildren();
+    (c.transcript || []).forEach(function (entry) {
+      if (entry.direction !== "in" && entry.direction !== "out") { return; }  // notes have their own place
+      var who = entry.direction === "in" ? "Persoon" : (entry.author || "Veilig Thuis");
+      list.appendChild(entryItem("d-" + entry.direction, who, entry.at, entry.text));
+    });
+
+    var notes = $("notes");
+    notes.replaceChildren();
+    (c.notes || []).forEach(function (entry) {
+      notes.appendChild(entryItem("d-note-item", "Notitie van " + (entry.author || "onbekend"), entry.at, entry.text));
+    });
+    $("notes-empty").hidden = (c.notes || []).length > 0;
+
+    var noReply = cannotReply(c);
+    $("reply-form").hidden = noReply;
+    $("reply").disabled = !mine;
+    $("call-back").hidden = !noReply;
+    $("reveal-form").hidden = !(noReply && mine);
+    $("call-back-claim").hidden = mine;
+    if (!mine || !state.revealed || state.revealed.id !== c.conversation_id) {
+      state.revealed = null;
+      $("reveal-result").textContent = "";
+    } else if ($("reveal-result").textContent !== state.revealed.text) {
+      $("reveal-result").textContent = state.revealed.text;
+    }
+  }
+
+  // What the console says when the desk refuses something.
+  function problem(answer, fallback) {
+    var data = answer.data || {};
+    switch (data.error) {
+      case "already_claimed": return "Dit gesprek is al opgepakt door " + data.claimed_by + ".";
+      case "not_claimed": return "Pak het gesprek eerst op.";
+      case "cannot_reply": return "Dit kanaal kan geen antwoord ontvangen: je antwoord is niet verstuurd. Bel de persoon terug.";
+      case "nothing_to_reveal": return "Dit kanaal kan wel antwoorden: antwoord in het gesprek.";
+      case "other_team": return "Dit gesprek is niet (meer) van je team.";
+      case "unknown_conversation": return "Dit gesprek bestaat niet (meer).";
+      case "unknown_team": return "Onbekend team: vul een regiocode in, of national.";
+      case "same_team": return "Het gesprek is al van dit team.";
+      case "broker_unavailable":
+      case "store_unavailable": return "Dat lukte nu niet; er is niets gebeurd. Probeer het zo opnieuw.";
+      case "not_permitted": return "Je rol staat dit niet toe.";
+      default: return fallback || data.detail || "Dat lukte niet.";
+    }
+  }
+
   function act(path, body, done) {
-    api("POST", "/api/v1/conversations/" + encodeURIComponent(state.open) + path, body).then(function (answer) {
+    var id = state.open;
+    api("POST", "/api/v1/conversations/" + encodeURIComponent(id) + path, body).then(function (answer) {
       if (answer.status >= 400 || answer.status === 0) {
-        notice(answer.data.error === "already_claimed"
-          ? "Dit gesprek is al opgepakt door " + answer.data.claimed_by + "."
-          : (answer.data.detail || "Dat lukte niet."));
+        if (answer.data.error === "cannot_reply") { state.noReply[id] = true; }
+        notice(problem(answer));
       } else {
         notice("");
-        if (done) { done(); }
+        if (done) { done(answer); }
       }
-      if (state.open) { openConversation(state.open, true); }
+      if (state.open === id) { openConversation(id, true); }
+    });
+  }
+
+  // ---- closing with the registration ------------------------------------------
+
+  function wrapUpFields(wrapUp) {
+    return Object.keys(wrapUp || {}).filter(function (name) {
+      var field = wrapUp[name];
+      return field && typeof field === "object" && Array.isArray(field.options);
+    });
+  }
+
+  function hideCloseForm() {
+    $("close-form").hidden = true;
+    $("close").setAttribute("aria-expanded", "false");
+    $("close-fields").replaceChildren();
+    $("close-note").value = "";
+    showProblem("note", "");
+  }
+
+  function openCloseForm() {
+    var id = state.open;
+    var nav = state.nav;
+    api("GET", "/api/v1/wrap-up").then(function (answer) {
+      if (nav !== state.nav || state.open !== id) { return; }
+      if (answer.status !== 200) { notice(problem(answer, "De registratie kon niet worden opgehaald. Probeer het opnieuw.")); return; }
+      state.wrapUp = answer.data;
+      buildCloseForm(answer.data);
+      $("close-form").hidden = false;
+      $("close").setAttribute("aria-expanded", "true");
+      var title = $("close-title");
+      title.setAttribute("tabindex", "-1");
+      title.focus();
+    });
+  }
+
+  function buildCloseForm(wrapUp) {
+    var box = $("close-fields");
+    box.replaceChildren();
+    wrapUpFields(wrapUp).forEach(function (name) {
+      var field = wrapUp[name];
+      var fieldset = document.createElement("fieldset");
+      fieldset.className = "d-wrapup-field";
+      fieldset.dataset.field = name;
+      var legend = document.createElement("legend");
+      legend.textContent = field.nl + (field.required ? "" : " (mag leeg)");
+      var hint = document.createElement("span");
+      hint.className = "d-hint d-block";
+      hint.id = "wrapup-" + name + "-hint";
+      hint.textContent = field.multiple ? "Kies één of meer." : "Kies één.";
+      var error = document.createElement("span");
+      error.className = "d-error d-block";
+      error.id = "wrapup-" + name + "-error";
+      fieldset.setAttribute("aria-describedby", hint.id + " " + error.id);
+      var choices = document.createElement("div");
+      choices.className = "d-choices";
+      field.options.forEach(function (option, index) {
+        var choice = document.createElement("div");
+        choice.className = "d-choice";
+        var input = document.createElement("input");
+        input.type = field.multiple ? "checkbox" : "radio";
+        input.name = name;
+        input.value = option.code;
+        input.id = "wrapup-" + name + "-" + index;
+        var label = document.createElement("label");
+        label.htmlFor = input.id;
+        label.textContent = option.nl;
+        choice.append(input, label);
+        choices.appendChild(choice);
+      });
+      fieldset.append(legend, hint, error, choices);
+      box.appendChild(fieldset);
+    });
+    var max = wrapUp.note_max_chars;
+    var note = $("close-note");
+    if (typeof max === "number" && max > 0) {
+      note.maxLength = max;
+      $("close-note-hint").textContent = "Alleen voor het team, nooit naar de persoon; hoogstens " + max + " tekens.";
+    } else {
+      note.removeAttribute("maxlength");
+      $("close-note-hint").textContent = "Alleen voor het team, nooit naar de persoon.";
+    }
+    note.value = "";
+    showProblem("note", "");
+  }
+
+  function showProblem(name, text) {
+    if (name === "note") {
+      $("close-note-error").textContent = text;
+      if (text) { $("close-note").setAttribute("aria-invalid", "true"); } else { $("close-note").removeAttribute("aria-invalid"); }
+      return;
+    }
+    var fieldset = $("close-fields").querySelector('fieldset[data-field="' + name + '"]');
+    if (!fieldset) { return; }
+    fieldset.querySelector(".d-error").textContent = text;
+    fieldset.classList.toggle("d-invalid", Boolean(text));
+    fieldset.querySelectorAll("input").forEach(function (input) {
+      if (text) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
+    });
+  }
+
+  function problemText(name, text) {
+    var field = state.wrapUp && state.wrapUp[name];
+    var max = /^at most (\d+)/.exec(text || "");
+    if (max) { return "De notitie mag hoogstens " + max[1] + " tekens lang zijn."; }
+    if (/^required/.test(text)) { return field && field.multiple ? "Kies ten minste één antwoord." : "Kies een antwoord."; }
+    if (/^only one/.test(text)) { return "Kies één antwoord."; }
+    if (/given twice/.test(text)) { return "Een antwoord is twee keer gekozen."; }
+    if (/^not one of the configured options/.test(text)) { return "Dit antwoord bestaat niet meer: kies opnieuw."; }
+    if (/^must be text/.test(text)) { return "Vul de notitie in als tekst."; }
+    if (/^not a field/.test(text)) { return "Dit hoort niet (meer) bij de registratie: laad de pagina opnieuw."; }
+    return "Controleer dit antwoord.";
+  }
+
+  function submitClose(event) {
+    event.preventDefault();
+    var id = state.open;
+    var form = $("close-form");
+    var wrapUp = state.wrapUp || {};
+    var body = {};
+    wrapUpFields(wrapUp).forEach(function (name) {
+      var checked = Array.prototype.slice.call(form.querySelectorAll('input[name="' + name + '"]:checked'))
+        .map(function (input) { return input.value; });
+      if (wrapUp[name].multiple) { body[name] = checked; } else if (checked.length > 0) { body[name] = checked[0]; }
+      showProblem(name, "");
+    });
+    showProblem("note", "");
+    var note = $("close-note").value.trim();
+    if (note) { body.note = note; }
+    busy(form, true);
+    api("POST", "/api/v1/conversations/" + encodeURIComponent(id) + "/close", body).then(function (answer) {
+      busy(form, false);
+      if (state.open !== id) { return; }
+      if (answer.status === 200) {
+        showQueue(true);
+        status("Gesprek afgesloten en geregistreerd.");
+        return;
+      }
+      if (answer.status === 422 && Array.isArray(answer.data.fields)) {
+        var named = [];
+        var first = null;
+        answer.data.fields.forEach(function (problemAt) {
+          var name = problemAt.field;
+          var known = name === "note" || (state.wrapUp && wrapUpFields(state.wrapUp).indexOf(name) >= 0);
+          if (!known) { return; }
+          showProblem(name, problemText(name, problemAt.problem));
+          named.push(name === "note" ? "notitie" : state.wrapUp[name].nl);
+          if (!first) {
+            first = name === "note" ? $("close-note") : form.querySelector('input[name="' + name + '"]');
+          }
+        });
+        notice(named.length > 0
+          ? "De registratie is nog niet compleet: " + named.join(", ") + ". Het gesprek is nog open."
+          : "De registratie klopt niet (meer): laad de pagina opnieuw.");
+        if (first) { first.focus(); }
+        return;
+      }
+      notice(problem(answer, "Afsluiten lukte niet."));
+      openConversation(id, true);
+    });
+  }
+
+  // ---- export and the call-back -----------------------------------------------
+
+  function exportConversation(format) {
+    var id = state.open;
+    var epoch = state.epoch;
+    var path = "/api/v1/conversations/" + encodeURIComponent(id) + "/export?format=" + format;
+    fetch(path, { credentials: "same-origin" }).then(function (response) {
+      if (epoch !== state.epoch) { return null; }
+      if (response.status === 401) { signedOut(ENDED, true); return null; }
+      if (!response.ok) {
+        return response.text().then(function (text) {
+          var data = {};
+          try { data = JSON.parse(text); } catch (ignored) { data = {}; }
+          notice(problem({ status: response.status, data: data }, "Exporteren lukte niet."));
+        });
+      }
+      var disposition = response.headers.get("Content-Disposition") || "";
+      var named = /filename="([^"]+)"/.exec(disposition);
+      return response.blob().then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        var link = document.createElement("a");
+        link.href = url;
+        link.download = named ? named[1] : "gesprek." + (format === "json" ? "json" : "txt");
+        link.hidden = true;
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+        notice("");
+        status("Export gedownload (" + (format === "json" ? "JSON" : "tekst") + ").");
+      });
+    }, function () {
+      notice("Geen verbinding met de server. Probeer het zo opnieuw.");
+    });
+  }
+
+  function submitReveal(event) {
+    event.preventDefault();
+    var id = state.open;
+    var reason = $("reveal-reason").value;
+    if (!REVEAL_REASONS[reason]) {
+      notice("Kies waarom je de contactgegevens wilt zien.");
+      $("reveal-reason").focus();
+      return;
+    }
+    var form = $("reveal-form");
+    busy(form, true);
+    api("POST", "/api/v1/conversations/" + encodeURIComponent(id) + "/reveal", { reason: reason }).then(function (answer) {
+      busy(form, false);
+      if (state.open !== id) { return; }
+      if (answer.status !== 200) {
+        notice(problem(answer, "De contactgegevens konden niet worden getoond."));
+        openConversation(id, true);
+        return;
+      }
+      notice("");
+      var text = answer.data.call === "pharmacy"
+        ? "Bel de apotheek (" + answer.data.pharmacy + ")"
+        : "Bel " + answer.data.number;
+      state.revealed = { id: id, text: text };
+      $("reveal-result").textContent = text;
     });
   }
 
   // ---- sessions ---------------------------------------------------------------
 
   function showSessions() {
-    state.open = null;
+    navigate();
+    leaveConversation();
     notice("");
     show("sessions", true);
     loadSessions();
@@ -512,7 +853,8 @@
   }
 
   function showAudit(focus) {
-    state.open = null;
+    navigate();
+    leaveConversation();
     notice("");
     show("audit", focus);
     loadAudit();
@@ -600,12 +942,25 @@
     });
     $("back").addEventListener("click", function () { showQueue(true); });
     $("claim").addEventListener("click", function () { act("/claim"); });
-    $("close").addEventListener("click", function () { act("/close", undefined, function () { showQueue(true); }); });
+    $("close").addEventListener("click", function () {
+      if ($("close-form").hidden) { openCloseForm(); } else { $("close-title").focus(); }
+    });
+    $("close-form").addEventListener("submit", submitClose);
+    $("close-cancel").addEventListener("click", function () { hideCloseForm(); notice(""); $("close").focus(); });
+    $("export-json").addEventListener("click", function () { exportConversation("json"); });
+    $("export-text").addEventListener("click", function () { exportConversation("text"); });
+    $("reveal-form").addEventListener("submit", submitReveal);
     $("reply-form").addEventListener("submit", function (event) {
       event.preventDefault();
       var text = $("reply").value.trim();
       if (!text) { notice("Typ eerst een antwoord."); return; }
       act("/reply", { text: text }, function () { $("reply").value = ""; });
+    });
+    $("note-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      var text = $("note").value.trim();
+      if (!text) { notice("Typ eerst een notitie."); $("note").focus(); return; }
+      act("/notes", { text: text }, function () { $("note").value = ""; status("Notitie toegevoegd (alleen voor het team)."); });
     });
     $("transfer-form").addEventListener("submit", function (event) {
       event.preventDefault();
