@@ -104,6 +104,19 @@ class Conversation:
     transcript: list[Entry]
     notes: list[Entry]
     handovers: list[Handover]
+    earlier: Earlier
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A returning contact, without identity: how many earlier contacts (closed and
+    registered) the same sender pseudonym had within retention, in any team, when the
+    last was closed and its registered outcome. Never an address, never a way to
+    another transcript."""
+
+    count: int
+    last_at: datetime | None
+    last_outcome: str | None
 
 
 class Desk:
@@ -304,6 +317,7 @@ class Desk:
                     .order_by(desk_handovers.c.at.desc())
                 )
             ).all()
+            earlier = await self._earlier(connection, conversation_id, row.sender)
             await self._audit.append(connection, AuditEvent.by(actor, action, "ok", conversation_id))
         listed = [
             Entry(e.message_id, e.direction, e.author, e.text, orjson.loads(e.attachments), as_utc(e.at))
@@ -314,7 +328,30 @@ class Desk:
             transcript=[e for e in listed if e.direction != "note"],
             notes=[e for e in listed if e.direction == "note"],
             handovers=[Handover(h.from_team, h.to_team, h.author, h.note, as_utc(h.at)) for h in handovers],
+            earlier=earlier,
         )
+
+    async def _earlier(
+        self, connection: AsyncConnection, conversation_id: str, sender: str | None
+    ) -> Earlier:
+        """Earlier contacts are closed ones: the registrations of this conversation's
+        earlier episodes (a closed conversation reopens when the person writes again) and
+        of other conversations of the same sender pseudonym."""
+        table, registrations = desk_conversations, desk_registrations
+        ids = [conversation_id]
+        if sender:
+            same = sa.select(table.c.conversation_id).where(table.c.sender == sender)
+            ids += [c for c in (await connection.execute(same)).scalars() if c != conversation_id]
+        rows = (
+            await connection.execute(
+                sa.select(registrations.c.closed_at, registrations.c.outcome)
+                .where(registrations.c.conversation_id.in_(ids))
+                .order_by(registrations.c.closed_at.desc())
+            )
+        ).all()
+        if not rows:
+            return Earlier(0, None, None)
+        return Earlier(len(rows), as_utc(rows[0].closed_at), rows[0].outcome)
 
     async def export(self, conversation_id: str, actor: Identity) -> Conversation:
         """For the region's case system when a chat becomes a report: only by the counsellor

@@ -172,6 +172,11 @@ def _conversation(conversation: Conversation) -> dict[str, Any]:
         "handovers": [entry(h) for h in conversation.handovers],
         "transcript": [entry(e) for e in conversation.transcript],
         "notes": [entry(e) for e in conversation.notes],
+        "earlier": {
+            "count": conversation.earlier.count,
+            "last_at": conversation.earlier.last_at.isoformat() if conversation.earlier.last_at else None,
+            "last_outcome": conversation.earlier.last_outcome,
+        },
     }
 
 
@@ -195,7 +200,8 @@ async def _export(request: web.Request, who: Who, desk: Desk) -> web.Response:
     name = f"gesprek-{conversation.summary.conversation_id}"
     if kind == "json":
         document = _conversation(conversation)
-        del document["notes"]  # internal to the team: not part of what goes to the case system
+        for internal in ("notes", "earlier"):  # the team's own: not what goes to the case system
+            del document[internal]
         response = answer(200, document)
         name += ".json"
     else:

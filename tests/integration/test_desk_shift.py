@@ -282,3 +282,24 @@ async def test_an_unanswered_claim_goes_back_to_the_queue_marked(limited_desks) 
     )
     status, answer = await call(a.base, "POST", "/api/v1/queue/next", tokens["anna-zob"])
     assert status == 200 and answer["conversation_id"] == first and answer["returned"] is False
+
+
+async def test_a_returning_contact_shows_its_earlier_contacts_and_nothing_that_identifies(desks) -> None:
+    tokens, a = desks["tokens"], desks["a"]
+    await person_writes(desks, "terugkerend", "De eerste keer")
+    (item,) = [c for c in await listed(desks, "anna-zob") if c["status"] == "waiting"]
+    c = f"/api/v1/conversations/{item['conversation_id']}"
+    status, seen = await call(a.base, "GET", c, tokens["anna-zob"])
+    assert status == 200 and seen["earlier"] == {"count": 0, "last_at": None, "last_outcome": None}
+    assert (await call(a.base, "POST", c + "/claim", tokens["anna-zob"]))[0] == 200
+    outcome = {**REGISTRATION, "outcome": "melding-geadviseerd"}
+    assert (await call(a.base, "POST", c + "/close", tokens["anna-zob"], outcome))[0] == 200
+    await person_writes(desks, "terugkerend", "Ik ben het weer")  # the same number writes again
+    for _ in range(100):
+        status, seen = await call(a.base, "GET", c, tokens["bram-zob"])
+        if seen["status"] == "waiting":
+            break
+        await asyncio.sleep(0.1)
+    assert seen["earlier"]["count"] == 1 and seen["earlier"]["last_outcome"] == "melding-geadviseerd"
+    assert seen["earlier"]["last_at"] is not None
+    assert "sender" not in seen and "+316" not in str(seen) and "p_" not in str(seen["earlier"])
