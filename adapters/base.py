@@ -154,6 +154,11 @@ class ChannelKind(Generic[S]):
         `SendFailed` (permanent for a 4xx, transient for 5xx, 429, timeouts, no connection)."""
         raise SendFailed("kind_cannot_send", permanent=True)
 
+    async def gone(self, channel: Channel[S], address: str) -> bool:
+        """Whether a reply can no longer reach the person at `address` (a chat session the
+        person left by quick exit, or that expired); the desk then refuses the reply."""
+        return False
+
     def check(self, settings: S, regions: dict[str, Region]) -> list[tuple[str, str]]:
         """Problems (field, message) that need the rest of the configuration to see; a kind
         whose settings refer to municipalities or regions checks them here."""

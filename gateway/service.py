@@ -38,7 +38,7 @@ from gateway.roles.queue_monitor import watch_queue_depths
 from gateway.roles.router import Router
 from gateway.store.database import Store
 from gateway.support.clock import make_clock
-from gateway.support.keys import Keyring
+from gateway.support.keys import Keyring, SealError
 from gateway.support.metrics import Metrics
 from gateway.support.settings import Settings
 from gateway.web.app import LINKS_KEY, create_app, page_channels, reload_config
@@ -96,6 +96,24 @@ def _ending_changed_sessions(identities: Identities, config: Config) -> Callable
             task.add_done_callback(pending.discard)
 
     return reloaded
+
+
+def _person_gone(
+    live: LiveConfig, registered: dict[str, ChannelKind[Any]], keyring: Keyring
+) -> Callable[[str, str, str], Awaitable[bool]]:
+    """Asks the conversation's channel kind whether a reply can still reach the person."""
+
+    async def gone(kind_name: str, instance: str, reply_handle: str) -> bool:
+        kind, channel = registered.get(kind_name), live.current.channels.get(instance)
+        if kind is None or channel is None:
+            return False
+        try:
+            address = keyring.unseal(reply_handle).get("address", "")
+        except SealError:
+            return False
+        return await kind.gone(channel, address)
+
+    return gone
 
 
 def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
@@ -230,6 +248,7 @@ def build_service(
             replying_kinds=frozenset(
                 name for name, kind in registered.items() if type(kind).send is not ChannelKind.send
             ),
+            person_gone=_person_gone(live, registered, keyring),
         )
         if "desk" in roles
         else None

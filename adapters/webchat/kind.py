@@ -156,6 +156,10 @@ class WebChat(ChannelKind[WebChatSettings]):
             await host.notify(WEBCHAT_EXCHANGE, WAKE_TYPE, wake, f"wake-{outgoing.message_id}")
         return f"webchat-{seq}"
 
+    async def gone(self, channel: ChatChannel, address: str) -> bool:
+        session = await self._need_chats().chat_session(address)
+        return session is None or session.ended or self._expired(channel, session.last_seen_at)
+
     async def _wake_up(self, body: bytes) -> None:
         try:
             session = str(orjson.loads(body)["session"])

@@ -105,6 +105,7 @@ class Conversation:
     notes: list[Entry]
     handovers: list[Handover]
     earlier: Earlier
+    person_left: bool = False  # the person left the chat: no reply reaches them
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,9 @@ class Desk:
         audit: AuditLog | None = None,
         unseal: Callable[[str], dict[str, str]] | None = None,
         replying_kinds: frozenset[str] | None = None,
+        person_gone: Callable[[str, str, str], Awaitable[bool]] | None = None,
     ) -> None:
+        self._person_gone = person_gone  # (kind, channel instance, reply handle)
         self._audit = audit or AuditLog(store, clock)
         self._unseal = unseal
         self._replying_kinds = replying_kinds  # None: every kind can carry a reply
@@ -329,6 +332,7 @@ class Desk:
             notes=[e for e in listed if e.direction == "note"],
             handovers=[Handover(h.from_team, h.to_team, h.author, h.note, as_utc(h.at)) for h in handovers],
             earlier=earlier,
+            person_left=await self._left(row),
         )
 
     async def _earlier(
@@ -392,6 +396,11 @@ class Desk:
         if address.startswith("apotheek:"):
             return {"call": "pharmacy", "pharmacy": address.removeprefix("apotheek:")}
         return {"call": "number", "number": address}
+
+    async def _left(self, row: sa.Row[Any]) -> bool:
+        if self._person_gone is None:
+            return False
+        return await self._person_gone(row.channel_kind, row.channel_instance, row.reply_handle)
 
     def _can_reply(self, channel_kind: str) -> bool:
         return self._replying_kinds is None or channel_kind in self._replying_kinds
@@ -501,6 +510,9 @@ class Desk:
             raise Rejected(409, "cannot_reply", detail)
         if row.status != CLAIMED or row.claimed_by != counsellor:
             raise Rejected(409, "not_claimed", "claim the conversation before replying")
+        if await self._left(row):
+            detail = "the person has left the chat (quick exit, or gone quiet): no reply reaches them"
+            raise Rejected(409, "person_left", detail)
         now = self._clock()
         reply = OutboundMessage(
             id=str(uuid.uuid4()),

@@ -172,6 +172,7 @@ def _conversation(conversation: Conversation) -> dict[str, Any]:
         "handovers": [entry(h) for h in conversation.handovers],
         "transcript": [entry(e) for e in conversation.transcript],
         "notes": [entry(e) for e in conversation.notes],
+        "person_left": conversation.person_left,
         "earlier": {
             "count": conversation.earlier.count,
             "last_at": conversation.earlier.last_at.isoformat() if conversation.earlier.last_at else None,

@@ -303,3 +303,38 @@ async def test_a_returning_contact_shows_its_earlier_contacts_and_nothing_that_i
     assert seen["earlier"]["count"] == 1 and seen["earlier"]["last_outcome"] == "melding-geadviseerd"
     assert seen["earlier"]["last_at"] is not None
     assert "sender" not in seen and "+316" not in str(seen) and "p_" not in str(seen["earlier"])
+
+
+async def test_a_reply_to_a_person_who_left_the_web_chat_is_refused_with_that_reason(desks) -> None:
+    from aiohttp import ClientSession
+
+    tokens, a = desks["tokens"], desks["a"]
+    channel = "webchat-zuidoost-brabant"
+    async with (
+        ClientSession() as session,
+        session.ws_connect(f"{a.base}/channels/{channel}/socket", headers={"Origin": a.base}) as socket,
+    ):
+        await socket.send_json({"type": "start"})
+        assert (await socket.receive_json(timeout=10))["type"] == "started"
+        await socket.send_json({"type": "message", "seq": 1, "text": "Hallo, is daar iemand?"})
+        assert (await socket.receive_json(timeout=10)) == {"type": "ack", "seq": 1}
+        for _ in range(100):
+            chats = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "webchat"]
+            if chats:
+                break
+            await asyncio.sleep(0.1)
+        c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
+        assert (await call(a.base, "POST", c + "/claim", tokens["anna-zob"]))[0] == 200
+        status, seen = await call(a.base, "GET", c, tokens["anna-zob"])
+        assert status == 200 and seen["person_left"] is False
+        status, _ = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ja, ik ben er."})
+        assert status == 202
+        await socket.send_json({"type": "end"})  # quick exit
+        for _ in range(50):
+            status, seen = await call(a.base, "GET", c, tokens["anna-zob"])
+            if seen["person_left"]:
+                break
+            await asyncio.sleep(0.1)
+    assert seen["person_left"] is True
+    status, answer = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ben je er nog?"})
+    assert (status, answer["error"]) == (409, "person_left")
