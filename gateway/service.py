@@ -249,6 +249,7 @@ def build_service(
                 name for name, kind in registered.items() if type(kind).send is not ChannelKind.send
             ),
             person_gone=_person_gone(live, registered, keyring),
+            schedule_clock=clock,
         )
         if "desk" in roles
         else None

@@ -26,6 +26,8 @@ Action = Literal[
     "transfer",
     "close",
     "note",
+    "board",
+    "move",
     "reveal",
     "export",
     "admin_reload",
@@ -44,7 +46,8 @@ CONVERSATION_WORK: frozenset[Action] = frozenset(
 )
 PERMITTED: Mapping[Role, frozenset[Action]] = {
     "counsellor": CONVERSATION_WORK,
-    "coordinator": CONVERSATION_WORK,
+    # The wall board and moving waiting conversations to another open team (an overflow).
+    "coordinator": CONVERSATION_WORK | {"board", "move"},
     # Least privilege: the privacy officer audits who read what, and reads no transcript.
     "privacy-officer": frozenset({"audit_read"}),
 }

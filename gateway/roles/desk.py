@@ -34,6 +34,7 @@ from gateway.config.models import NATIONAL
 from gateway.domain.envelope import OUTBOUND_SCHEMA_VERSION, ChannelRef, Envelope, OutboundMessage, Urgency
 from gateway.domain.identity import Identity
 from gateway.domain.messages import PublishError, Rejected
+from gateway.domain.schedules import resolve, state_at
 from gateway.domain.topology import DESK_EXCHANGE, OUTBOUND_EXCHANGE, region_queue
 from gateway.domain.wrapup import registration_from
 from gateway.roles.router import transfer_publish
@@ -47,6 +48,7 @@ from gateway.store.tables import (
     desk_messages,
     desk_registrations,
     sent_replies,
+    sessions,
 )
 from gateway.support.batching import GroupCommit
 from gateway.support.clock import as_utc
@@ -84,6 +86,21 @@ class Entry:
     text: str
     attachments: list[dict[str, object]]
     at: datetime
+
+
+@dataclass(frozen=True)
+class TeamBoard:
+    """A coordinator's wall board, one team: the queue and who is working it."""
+
+    team: str
+    waiting_urgent: int
+    waiting_normal: int
+    longest_wait_seconds: int
+    claimed: int
+    held_after_hours: int
+    returned: int
+    open: bool
+    counsellors: list[tuple[str, str, int]]  # account, name, conversations claimed now
 
 
 @dataclass(frozen=True)
@@ -134,7 +151,9 @@ class Desk:
         unseal: Callable[[str], dict[str, str]] | None = None,
         replying_kinds: frozenset[str] | None = None,
         person_gone: Callable[[str, str, str], Awaitable[bool]] | None = None,
+        schedule_clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self._schedule_clock = schedule_clock or clock  # the schedules' clock (faked in trials)
         self._person_gone = person_gone  # (kind, channel instance, reply handle)
         self._audit = audit or AuditLog(store, clock)
         self._unseal = unseal
@@ -288,7 +307,8 @@ class Desk:
             await self._audit.append(connection, AuditEvent.by(actor, "list"))
         return [_summary(row) for row in rows]
 
-    async def _own(self, conversation_id: str, team: str) -> sa.Row[Any]:
+    async def _own(self, conversation_id: str, team: str, *, any_team: bool = False) -> sa.Row[Any]:
+        """The conversation, if it is `team`'s (`any_team`: a national coordinator's view)."""
         async with self._store.reading() as connection:
             row = (
                 await connection.execute(
@@ -299,7 +319,7 @@ class Desk:
             ).first()
         if row is None:
             raise Rejected(404, "unknown_conversation", "no conversation with this id")
-        if row.team != team:
+        if row.team != team and not any_team:
             raise Rejected(403, "other_team", "this conversation belongs to another team")
         return row
 
@@ -477,6 +497,66 @@ class Desk:
             detail = f"you have {limit} conversations already: close one first"
             raise Rejected(409, "at_capacity", detail, limit=limit)
 
+    async def board(self, actor: Identity) -> list[TeamBoard]:
+        """The coordinator's own team, or every team for the national coordinator."""
+        config = self._live.current
+        teams = config.team_codes if actor.team == NATIONAL else [actor.team]
+        table = desk_conversations
+        now = self._clock()
+        idle = timedelta(minutes=config.service.desk.idle_minutes)
+        counts = sa.select(
+            table.c.team,
+            sa.func.count().filter(sa.and_(table.c.status == WAITING, table.c.urgent)),
+            sa.func.count().filter(sa.and_(table.c.status == WAITING, sa.not_(table.c.urgent))),
+            sa.func.min(table.c.waiting_since).filter(table.c.status == WAITING),
+            sa.func.count().filter(table.c.status == CLAIMED),
+            sa.func.count().filter(sa.and_(table.c.status == WAITING, table.c.after_hours)),
+            sa.func.count().filter(sa.and_(table.c.status == WAITING, table.c.returned)),
+        ).where(table.c.team.in_(teams)).group_by(table.c.team)
+        online = sa.select(sessions.c.team, sessions.c.account, sa.func.max(sessions.c.name)).where(
+            sessions.c.realm == "desk", sessions.c.team.in_(teams), sessions.c.stage == "full",
+            sessions.c.role.in_(("counsellor", "coordinator")), sessions.c.expires_at > now,
+            sessions.c.last_seen_at > now - idle,
+        ).group_by(sessions.c.team, sessions.c.account)  # fmt: skip
+        load = sa.select(table.c.claimed_by, sa.func.count()).where(table.c.status == CLAIMED).group_by(
+            table.c.claimed_by
+        )
+        async with self._store.transaction() as connection:
+            rows = {row[0]: row[1:] for row in (await connection.execute(counts)).all()}
+            present = (await connection.execute(online)).all()
+            claims = {row[0]: int(row[1]) for row in (await connection.execute(load)).all()}
+            await self._audit.append(connection, AuditEvent.by(actor, "board"))
+        boards = []
+        for team in teams:
+            urgent, normal, since, claimed, held, returned = rows.get(team, (0, 0, None, 0, 0, 0))
+            waited = int((now - as_utc(since)).total_seconds()) if since is not None else 0
+            people = sorted((a, n, claims.get(a, 0)) for t, a, n in present if t == team)
+            boards.append(
+                TeamBoard(
+                    team, urgent, normal, max(waited, 0), claimed, held, returned, self._open(team), people
+                )
+            )
+        return boards
+
+    def _open(self, team: str) -> bool:
+        config = self._live.current
+        name = config.national.schedule if team == NATIONAL else config.regions[team].schedule
+        return state_at(resolve(name, config.schedules), self._schedule_clock()).open
+
+    async def move(self, conversation_id: str, actor: Identity, to_team: str, reason: str) -> None:
+        """A coordinator moves a waiting conversation to another open team (an overflow):
+        a transfer with its handover note, recorded as `move`."""
+        config = self._live.current
+        row = await self._own(conversation_id, actor.team, any_team=actor.team == NATIONAL)
+        if row.status != WAITING:
+            raise Rejected(409, "not_waiting", "only a conversation nobody has claimed can be moved")
+        if to_team not in config.team_codes or to_team == row.team:
+            raise Rejected(422, "unknown_team", "move to another region code or national")
+        if not self._open(to_team):
+            raise Rejected(409, "team_closed", "that team is closed now: move to an open team")
+        mover = Identity(actor.realm, actor.account, actor.name, row.team, actor.role, actor.method)
+        await self.transfer(conversation_id, mover, to_team, reason, action="move")
+
     async def return_unanswered(self) -> int:
         """Claims without a counsellor's reply for `unanswered_claim_minutes` go back to the
         queue, marked `returned`, so no one waits behind a counsellor who was called away."""
@@ -556,7 +636,9 @@ class Desk:
         await self._changed(team, conversation_id)
         return reply.id
 
-    async def transfer(self, conversation_id: str, actor: Identity, to_team: str, reason: str) -> None:
+    async def transfer(
+        self, conversation_id: str, actor: Identity, to_team: str, reason: str, action: str = "transfer"
+    ) -> None:
         counsellor, team = actor.account, actor.team
         config = self._live.current
         if to_team not in config.team_codes:
@@ -582,7 +664,7 @@ class Desk:
                     to_team=to_team, author=counsellor, note=reason, at=self._clock(),
                 )
             )  # fmt: skip
-            await self._audit.append(connection, AuditEvent.by(actor, "transfer", "ok", conversation_id))
+            await self._audit.append(connection, AuditEvent.by(actor, action, "ok", conversation_id))
             await self._broker.publish(control.exchange, control.routing_key, control.message)
         log.info("conversation_transferred", from_team=team, to_team=to_team)
         await self._changed(team, conversation_id)

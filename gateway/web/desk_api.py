@@ -244,6 +244,26 @@ async def _claim(request: web.Request, who: Who, desk: Desk) -> web.Response:
     return answer(200, _summary(summary, time.time()) | claimed)
 
 
+async def _board(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """The coordinator's wall board: per team the queue, the longest wait, who is online
+    and how many conversations each has."""
+    teams = await desk.board(who.identity)
+    listed = [
+        {
+            **{k: v for k, v in asdict(board).items() if k != "counsellors"},
+            "counsellors": [{"counsellor": a, "name": n, "load": load} for a, n, load in board.counsellors],
+        }
+        for board in teams
+    ]
+    return answer(200, {"teams": listed})
+
+
+async def _move(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    body = await read_body(request, _Transfer)
+    await desk.move(request.match_info["conversation_id"], who.identity, body.team, body.reason)
+    return answer(200, {"status": "moved", "team": body.team})
+
+
 async def _next(request: web.Request, who: Who, desk: Desk) -> web.Response:
     summary = await desk.claim_next(who.identity)
     return answer(200, _summary(summary, time.time()))
@@ -282,8 +302,10 @@ async def _events(request: web.Request, who: Who, desk: Desk) -> web.StreamRespo
     await response.prepare(request)
     queue: asyncio.Queue[str] = asyncio.Queue(maxsize=1000)
 
+    every_team = who.identity.role == "coordinator" and team == NATIONAL  # the national wall board
+
     def on_change(changed_team: str, conversation_id: str) -> None:
-        if changed_team == team and not queue.full():
+        if (every_team or changed_team == team) and not queue.full():
             queue.put_nowait(conversation_id)
 
     unsubscribe = desk.listen(on_change)
@@ -345,6 +367,8 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("GET", "/api/v1/conversations/{conversation_id}", _read, "read", False),
     ("POST", "/api/v1/conversations/{conversation_id}/claim", _claim, "claim", True),
     ("POST", "/api/v1/queue/next", _next, "claim", True),
+    ("GET", "/api/v1/board", _board, "board", False),
+    ("POST", "/api/v1/conversations/{conversation_id}/move", _move, "move", True),
     ("POST", "/api/v1/conversations/{conversation_id}/reply", _reply, "reply", True),
     ("POST", "/api/v1/conversations/{conversation_id}/transfer", _transfer, "transfer", True),
     ("POST", "/api/v1/conversations/{conversation_id}/close", _close, "close", True),
@@ -560,6 +584,27 @@ OPENAPI: dict[str, Any] = {
                 200,
                 {"$ref": "#/components/schemas/Summary"},
                 conversation=True,
+            )
+        },
+        "/api/v1/board": {
+            "get": _operation(
+                "The coordinator's wall board: per team waiting (urgent, normal), longest wait, claimed, "
+                "held after hours, returned, open, counsellors online and their load",
+                200,
+                {"type": "object"},
+            )
+        },
+        "/api/v1/conversations/{conversation_id}/move": {
+            "post": _operation(
+                "A coordinator moves a waiting conversation to another open team (an overflow)",
+                200,
+                {"type": "object"},
+                conversation=True,
+                body={
+                    "type": "object",
+                    "required": ["team", "reason"],
+                    "properties": {"team": {"type": "string"}, "reason": {"type": "string"}},
+                },
             )
         },
         "/api/v1/queue/next": {

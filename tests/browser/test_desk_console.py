@@ -1,13 +1,19 @@
 """The counsellor console end to end in Chromium: a person writes in the web chat; a
 counsellor of that region sees it appear live, claims and replies; the person sees
-the reply; the counsellor transfers it; a counsellor of the other region sees it
-and the first no longer does. Signing in asks for the code from an authenticator app
-(set up at the first sign-in, with ten single-use recovery codes); "Afmelden" and
-"Beëindigen" end a session on the server; only the privacy officer sees the access log."""
+the reply; the counsellor adds an internal note (shown apart from the messages, never
+sent to the person) and transfers it with a handover note; a counsellor of the other
+region sees it with the handover banner and the note, and the first no longer does.
+Closing asks for the registration (the problems shown beside the fields when it is
+incomplete, and the conversation stays open); the claiming counsellor can export it; a
+Masker 19 intake carries no replies and is called back after giving a reason.
+Signing in asks for the code from an authenticator app (set up at the first sign-in,
+with ten single-use recovery codes); "Afmelden" and "Beëindigen" end a session on the
+server; only the privacy officer sees the access log."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -15,13 +21,23 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
+import asyncpg
 import pyotp
 import pytest
 import yaml
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Locator, Page, expect
 
+from adapters.http_json.cases import HTTP_JSON_CHANNEL, TEST_TOKEN
 from gateway.service import load_config
-from tests.browser.conftest import OPEN_MONDAY, browser_config, screenshot, serious_accessibility_violations
+from tests.browser.conftest import (
+    OPEN_MONDAY,
+    PHARMACY_ID,
+    PHARMACY_PASSWORD,
+    browser_config,
+    screenshot,
+    serious_accessibility_violations,
+)
+from tests.browser.test_masker19 import NUMBER, fill_intake
 from tests.conftest import ServiceProcess, clean_state
 
 pytestmark = pytest.mark.broker
@@ -88,7 +104,7 @@ async def world(vhost, database_url, tmp_path: Path, example_env, pharmacy_hash)
     try:
         await front.wait_ready(40)
         await back.wait_ready(40)
-        yield {"front": front, "back": back, "phones": {}}
+        yield {"front": front, "back": back, "phones": {}, "database_url": database_url}
     finally:
         front.stop()
         back.stop()
@@ -184,6 +200,68 @@ async def fetch_status(page: Page, path: str) -> int:
     return await page.evaluate("async path => (await fetch(path)).status", path)
 
 
+NOTE = "Overleg met Bram: eerst veiligheid, dan melding"
+
+
+async def person_writes(browser: Browser, base: str, text: str) -> Page:
+    """A person opens the web chat and writes."""
+    person = await browser.new_page()
+    await person.goto(base + CHAT)
+    await person.locator(".vt-start").click()
+    await person.locator("#vt-input").fill(text)
+    await person.locator(".vt-form button[type=submit]").click()
+    return person
+
+
+async def open_and_claim(page: Page, counsellor: str, text: str) -> str:
+    """The counsellor sees the conversation arrive live, opens it and claims it."""
+    row = page.locator("#queue-rows tr")
+    await expect(row).to_have_count(1, timeout=15000)  # appeared without a reload
+    conversation_id = await row.get_attribute("data-conversation")
+    assert conversation_id
+    await row.get_by_role("button").click()
+    await expect(page.locator("#transcript")).to_contain_text(text)
+    await page.get_by_role("button", name="Oppakken").click()
+    await expect(page.locator("#conversation-state")).to_have_text(f"Opgepakt door {counsellor}")
+    return conversation_id
+
+
+async def add_note(page: Page, text: str) -> None:
+    notes = page.get_by_role("region", name="Interne notities (alleen voor het team, niet naar de persoon)")
+    await expect(notes).to_be_visible()
+    count = await notes.locator("li").count()
+    await notes.get_by_label("Nieuwe interne notitie").fill(text)
+    await notes.get_by_role("button", name="Notitie toevoegen").click()
+    await expect(notes.locator("li")).to_have_count(count + 1)
+    await expect(notes.locator("li").last).to_contain_text(text)
+    await expect(page.get_by_label("Nieuwe interne notitie")).to_have_value("")
+
+
+def choice(page: Page, field: str, option: str) -> Locator:
+    """One option of the close form's registration, inside its fieldset (by its legend)."""
+    return page.locator("#close-form").get_by_role("group", name=field).get_by_label(option, exact=True)
+
+
+async def queued(page: Page) -> list[dict]:
+    """The team's open conversations, as the console's own session sees them."""
+    return await page.evaluate(
+        "async () => (await (await fetch('/api/v1/conversations')).json()).conversations"
+    )
+
+
+async def registrations(database_url: str, conversation_id: str) -> list[dict]:
+    db = await asyncpg.connect(database_url)
+    try:
+        rows = await db.fetch(
+            "SELECT contact_role, age_group, topics, outcome, serious FROM desk_registrations"
+            " WHERE conversation_id = $1",
+            conversation_id,
+        )
+        return [{**dict(r), "topics": sorted(json.loads(r["topics"]))} for r in rows]
+    finally:
+        await db.close()
+
+
 async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Browser, world) -> None:
     base = world["front"].base
     anna_context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
@@ -215,22 +293,47 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
     await screenshot(anna, "desk-conversation")
     assert await serious_accessibility_violations(anna) == []
 
-    carla = await (await browser.new_context()).new_page()
+    # An internal note: in its own section, not among the messages, and never sent.
+    await add_note(anna, NOTE)
+    await expect(anna.locator("#transcript")).not_to_contain_text(NOTE)
+    await anna.get_by_label("Antwoord").fill("Ik blijf bij je.")
+    await anna.get_by_role("button", name="Versturen").click()
+    # The later reply arrived, so anything sent before it would have too.
+    await expect(person.locator("li.vt-theirs .vt-text")).to_have_text(
+        ["Wat goed dat je schrijft. Ben je nu veilig?", "Ik blijf bij je."], timeout=15000
+    )
+    await expect(person.locator("body")).not_to_contain_text(NOTE)
+    await screenshot(anna, "desk-conversation-note")
+
+    carla_context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
+    carla = await carla_context.new_page()
     await sign_in(carla, world, "carla-rr")
     await expect(carla.locator("#queue-empty")).to_be_visible()
 
     await anna.get_by_label("Naar team (regiocode of national)").fill("rotterdam-rijnmond")
-    await anna.get_by_label("Reden").fill("Woont in Rotterdam")
+    await anna.get_by_label("Reden").fill("Woont in Rotterdam, vader drinkt")
     await screenshot(anna, "desk-transfer")
     await anna.get_by_role("button", name="Overdragen").click()
     await expect(anna.get_by_role("heading", name="Wachtrij")).to_be_visible()
     await expect(anna.locator("#queue-empty")).to_be_visible()
     await expect(carla.locator("#queue-rows tr")).to_have_count(1, timeout=15000)
     await carla.locator("#queue-rows tr").get_by_role("button").click()
-    await expect(carla.locator("#transcript")).to_contain_text(
-        "Overgedragen van zuidoost-brabant naar rotterdam-rijnmond"
+    # The receiving counsellor sees the handover note at the top, and the team's notes.
+    banner = carla.locator("#handover")
+    await expect(banner).to_have_text(
+        "Overgedragen van zuidoost-brabant door anna-zob: Woont in Rotterdam, vader drinkt"
     )
+    above = "b => b.compareDocumentPosition(document.getElementById('transcript')) & 4"  # FOLLOWING
+    assert await banner.evaluate(above), "the handover banner is not above the conversation"
+    await expect(carla.locator("#notes li")).to_have_count(1)
+    await expect(carla.locator("#notes li")).to_contain_text(NOTE)
+    await expect(carla.locator("#notes li")).to_contain_text("anna-zob")
+    await expect(carla.locator("#transcript")).not_to_contain_text("vader drinkt")
+    await screenshot(carla, "desk-conversation-handover")
+    assert await serious_accessibility_violations(carla) == []
+    await expect(person.locator("body")).not_to_contain_text("vader drinkt")
     await anna_context.close()
+    await carla_context.close()
 
 
 async def test_enrolment_a_wrong_code_and_a_recovery_code_used_twice(browser: Browser, world) -> None:
@@ -355,4 +458,148 @@ async def test_only_the_privacy_officer_sees_the_access_log(browser: Browser, wo
     # Reading the log is itself recorded.
     await petra.get_by_role("button", name="Wissen").click()
     await expect(petra.locator("#audit-rows tr[data-action=audit_read]")).not_to_have_count(0)
+    await context.close()
+
+
+async def test_closing_asks_for_the_registration_and_the_claimer_can_export(browser: Browser, world) -> None:
+    base = world["front"].base
+    context = await browser.new_context(bypass_csp=True, accept_downloads=True)  # bypass: axe-core
+    anna = await context.new_page()
+    await sign_in(anna, world, "anna-zob")
+    await person_writes(browser, base, "Mijn moeder wordt geslagen")
+    conversation_id = await open_and_claim(anna, "anna-zob", "Mijn moeder wordt geslagen")
+    await add_note(anna, NOTE)
+
+    # The export, for the counsellor who has it: the messages, not the team's notes.
+    for button, suffix in (("Exporteren (tekst)", ".txt"), ("Exporteren (JSON)", ".json")):
+        async with anna.expect_download() as started:
+            await anna.get_by_role("button", name=button).click()
+        download = await started.value
+        assert download.suggested_filename == f"gesprek-{conversation_id}{suffix}"
+        exported = await asyncio.to_thread(Path(await download.path()).read_text)
+        assert "Mijn moeder wordt geslagen" in exported and NOTE not in exported
+        if suffix == ".json":
+            document = json.loads(exported)
+            assert document["conversation_id"] == conversation_id and "notes" not in document
+    await expect(anna.get_by_role("status")).to_have_text("Export gedownload (JSON).")
+
+    await anna.get_by_role("button", name="Afsluiten", exact=True).click()
+    form = anna.get_by_role("form", name="Afsluiten: registratie")
+    await expect(form).to_be_visible()
+    await expect(anna.get_by_role("heading", name="Afsluiten: registratie")).to_be_focused()
+    for legend in ("Wie schreef", "Leeftijd", "Onderwerpen", "Uitkomst"):
+        await expect(form.get_by_role("group", name=legend)).to_be_visible()
+    await expect(form.get_by_role("group", name="Onderwerpen").get_by_role("checkbox")).to_have_count(6)
+    await expect(form.get_by_role("group", name="Uitkomst").get_by_role("radio")).to_have_count(6)
+    await expect(form.get_by_label("Notitie bij de registratie (mag leeg)")).to_have_attribute(
+        "maxlength", "500"
+    )
+    await screenshot(anna, "desk-close-form")
+    assert await serious_accessibility_violations(anna) == []
+
+    # Incomplete: the desk names what is missing, beside each field; nothing closes.
+    await choice(anna, "Wie schreef", "omstander").check()
+    await form.get_by_role("button", name="Registreren en sluiten").click()
+    await expect(anna.get_by_role("alert")).to_have_text(
+        "De registratie is nog niet compleet: Leeftijd, Onderwerpen, Uitkomst. Het gesprek is nog open."
+    )
+    await expect(form.locator("#wrapup-age_group-error")).to_have_text("Kies een antwoord.")
+    await expect(form.locator("#wrapup-topics-error")).to_have_text("Kies ten minste één antwoord.")
+    await expect(form.locator("#wrapup-outcome-error")).to_have_text("Kies een antwoord.")
+    await expect(form.locator("#wrapup-contact_role-error")).to_have_text("")
+    await expect(choice(anna, "Leeftijd", "onder 12")).to_be_focused()
+    await expect(choice(anna, "Leeftijd", "onder 12")).to_have_attribute("aria-invalid", "true")
+    await expect(anna.get_by_role("group", name="Leeftijd")).to_have_accessible_description(
+        "Kies één. Kies een antwoord."
+    )
+    await expect(anna.locator("#conversation-state")).to_have_text("Opgepakt door anna-zob")
+    assert [(c["conversation_id"], c["status"]) for c in await queued(anna)] == [(conversation_id, "claimed")]
+    assert await registrations(world["database_url"], conversation_id) == []
+    await screenshot(anna, "desk-close-form-incomplete")
+    assert await serious_accessibility_violations(anna) == []
+
+    # Complete: closed, registered with the options' codes, and out of the queue.
+    await choice(anna, "Leeftijd", "12-17").check()
+    await choice(anna, "Onderwerpen", "kindermishandeling").check()
+    await choice(anna, "Onderwerpen", "partnergeweld").check()
+    await choice(anna, "Uitkomst", "melding geadviseerd").check()
+    await form.get_by_label("Notitie bij de registratie (mag leeg)").fill("Belt morgen terug")
+    await form.get_by_role("button", name="Registreren en sluiten").click()
+    await expect(anna.get_by_role("heading", name="Wachtrij")).to_be_visible()
+    await expect(anna.get_by_role("status")).to_have_text("Gesprek afgesloten en geregistreerd.")
+    await expect(anna.locator("#queue-empty")).to_be_visible()
+    await expect(anna.locator("#queue-rows tr")).to_have_count(0)
+    assert await queued(anna) == []
+    assert await registrations(world["database_url"], conversation_id) == [
+        {"contact_role": "omstander", "age_group": "12-17", "topics": ["kindermishandeling", "partnergeweld"],
+         "outcome": "melding-geadviseerd", "serious": True}
+    ]  # fmt: skip
+    await context.close()
+
+
+async def test_channels_without_replies_are_called_back_with_a_reason(browser: Browser, world) -> None:
+    base = world["front"].base
+    context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
+    anna = await context.new_page()
+    await sign_in(anna, world, "anna-zob")
+
+    pharmacy = await (await browser.new_context()).new_page()
+    await pharmacy.goto(f"{base}/channels/masker19/")
+    await pharmacy.get_by_label("Apotheekcode").fill(PHARMACY_ID)
+    await pharmacy.get_by_label("Wachtwoord").fill(PHARMACY_PASSWORD)
+    await pharmacy.get_by_role("button", name="Aanmelden").click()
+    await fill_intake(pharmacy, acute=False)
+    await pharmacy.get_by_role("button", name="Melding versturen").click()
+    await expect(pharmacy.get_by_role("heading", name="Melding verstuurd")).to_be_visible()
+
+    row = anna.locator("#queue-rows tr")
+    await expect(row).to_have_count(1, timeout=15000)
+    await expect(row).to_contain_text("masker19")
+    await row.get_by_role("button").click()
+    await expect(anna.locator("#transcript")).to_contain_text("Apotheek De Linde")
+    # No reply form on a channel that carries none; before claiming, no contact either.
+    await expect(anna.get_by_text("Dit kanaal kan geen antwoord ontvangen: bel terug.")).to_be_visible()
+    await expect(anna.get_by_label("Antwoord", exact=True)).to_be_hidden()
+    await expect(anna.get_by_role("button", name="Versturen")).to_be_hidden()
+    await expect(anna.get_by_role("button", name="Contactgegevens tonen")).to_be_hidden()
+    await expect(anna.get_by_text("Pak het gesprek op om de contactgegevens te zien.")).to_be_visible()
+    await expect(anna.locator("main")).not_to_contain_text(NUMBER)
+
+    await anna.get_by_role("button", name="Oppakken").click()
+    await expect(anna.locator("#conversation-state")).to_have_text("Opgepakt door anna-zob")
+    await anna.get_by_role("button", name="Contactgegevens tonen").click()  # no reason yet
+    await expect(anna.get_by_role("alert")).to_have_text("Kies waarom je de contactgegevens wilt zien.")
+    await expect(anna.locator("main")).not_to_contain_text(NUMBER)
+    await anna.get_by_label("Waarom wil je de contactgegevens zien?").select_option(label="terugbellen")
+    await anna.get_by_role("button", name="Contactgegevens tonen").click()
+    await expect(anna.locator("#reveal-result")).to_have_text(f"Bel {NUMBER}")
+    await screenshot(anna, "desk-masker19-call-back")
+    assert await serious_accessibility_violations(anna) == []
+
+    # A region's own system (http-json) carries no replies either: the desk's 409 says so.
+    await anna.get_by_role("button", name="Terug naar de wachtrij").click()
+    async with (
+        aiohttp.ClientSession() as client,
+        client.post(
+            f"{base}/channels/{HTTP_JSON_CHANNEL}/webhook",
+            json={"message_id": "intake-7", "sender": "dossier-7", "text": "Graag contact met de melder"},
+            headers={"Authorization": f"Bearer {TEST_TOKEN}"},
+        ) as answer,
+    ):
+        assert answer.status == 202, await answer.text()
+    await expect(anna.locator("#queue-rows tr", has_text="http-json")).to_have_count(1, timeout=15000)
+    await anna.locator("#queue-rows tr", has_text="http-json").get_by_role("button").click()
+    await expect(anna.locator("#transcript")).to_contain_text("Graag contact met de melder")
+    await expect(anna.locator("main")).not_to_contain_text(NUMBER)
+    await anna.get_by_role("button", name="Oppakken").click()
+    await expect(anna.locator("#conversation-state")).to_have_text("Opgepakt door anna-zob")
+    await anna.get_by_label("Antwoord", exact=True).fill("Wij bellen u terug.")
+    await anna.get_by_role("button", name="Versturen").click()
+    await expect(anna.get_by_role("alert")).to_have_text(
+        "Dit kanaal kan geen antwoord ontvangen: je antwoord is niet verstuurd. Bel de persoon terug."
+    )
+    await expect(anna.get_by_text("Dit kanaal kan geen antwoord ontvangen: bel terug.")).to_be_visible()
+    await expect(anna.get_by_label("Antwoord", exact=True)).to_be_hidden()
+    await expect(anna.locator("#transcript li.d-out")).to_have_count(0)
+    await expect(anna.get_by_role("button", name="Contactgegevens tonen")).to_be_visible()
     await context.close()

@@ -25,7 +25,10 @@ COUNSELLORS = {
     "bram-zob": "zuidoost-brabant",
     "carla-rr": "rotterdam-rijnmond",
     "dirk-landelijk": "national",
+    "cora-zob": "zuidoost-brabant",
+    "nina-landelijk": "national",
 }
+COORDINATORS = {"cora-zob", "nina-landelijk"}
 OPEN_MONDAY = "2025-11-24T10:00:00+01:00"
 
 
@@ -37,7 +40,13 @@ def password_hash() -> str:
 def desk_config(root: Path, password_hash: str) -> Path:
     shutil.copytree(EXAMPLE_CONFIG, root)
     accounts = [
-        {"id": cid, "name": cid.split("-")[0].title(), "team": team, "password_hash": password_hash}
+        {
+            "id": cid,
+            "name": cid.split("-")[0].title(),
+            "team": team,
+            "role": "coordinator" if cid in COORDINATORS else "counsellor",
+            "password_hash": password_hash,
+        }
         for cid, team in COUNSELLORS.items()
     ]
     (root / "counsellors.yaml").write_text(yaml.safe_dump({"counsellors": accounts}))

@@ -338,3 +338,56 @@ async def test_a_reply_to_a_person_who_left_the_web_chat_is_refused_with_that_re
     assert seen["person_left"] is True
     status, answer = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ben je er nog?"})
     assert (status, answer["error"]) == (409, "person_left")
+
+
+# the coordinator's wall board
+
+
+async def test_the_wall_board_matches_the_queue_and_a_coordinator_moves_a_waiting_conversation(desks) -> None:
+    tokens, a, b = desks["tokens"], desks["a"], desks["b"]
+    for n in range(3):
+        await person_writes(desks, f"bord-{uuid.uuid4().hex[:6]}", f"Bericht {n}")
+    queue = await listed(desks, "anna-zob", count=3)
+    assert (await call(a.base, "POST", f"/api/v1/conversations/{queue[0]['conversation_id']}/claim",
+                       tokens["anna-zob"]))[0] == 200  # fmt: skip
+    status, board = await call(b.base, "GET", "/api/v1/board", tokens["cora-zob"])
+    assert status == 200
+    (zob,) = board["teams"]
+    assert zob["team"] == "zuidoost-brabant" and zob["open"] is True
+    assert (zob["waiting_urgent"] + zob["waiting_normal"], zob["claimed"]) == (2, 1)
+    assert zob["longest_wait_seconds"] >= 0
+    online = {c["counsellor"]: c["load"] for c in zob["counsellors"]}
+    assert online["anna-zob"] == 1 and online["bram-zob"] == 0 and "carla-rr" not in online
+    status, national = await call(a.base, "GET", "/api/v1/board", tokens["nina-landelijk"])
+    assert status == 200 and len(national["teams"]) == 27  # every region and the national team
+    status, answer = await call(a.base, "GET", "/api/v1/board", tokens["anna-zob"])
+    assert (status, answer["error"]) == (403, "not_permitted")
+
+    waiting = queue[1]["conversation_id"]
+    move = f"/api/v1/conversations/{waiting}/move"
+    status, answer = await call(
+        a.base, "POST", move, tokens["anna-zob"], {"team": "national", "reason": "druk"}
+    )
+    assert (status, answer["error"]) == (403, "not_permitted")
+    status, answer = await call(
+        a.base, "POST", move, tokens["cora-zob"], {"team": "national", "reason": "Druk, overloop"}
+    )
+    assert status == 200, answer
+    status, seen = await call(b.base, "GET", f"/api/v1/conversations/{waiting}", tokens["dirk-landelijk"])
+    assert status == 200 and seen["handovers"][0]["note"] == "Druk, overloop"
+    claimed = f"/api/v1/conversations/{queue[0]['conversation_id']}/move"
+    status, answer = await call(
+        a.base, "POST", claimed, tokens["nina-landelijk"], {"team": "twente", "reason": "x"}
+    )
+    assert (status, answer["error"]) == (409, "not_waiting")
+    status, board = await call(b.base, "GET", "/api/v1/board", tokens["cora-zob"])
+    assert board["teams"][0]["waiting_urgent"] + board["teams"][0]["waiting_normal"] == 1
+    db = await asyncpg.connect(desks["database_url"])
+    try:
+        moved = await db.fetchval(
+            "SELECT count(*) FROM audit_log WHERE action = 'move' AND result = 'ok' AND account = 'cora-zob' "
+            "AND conversation_id = $1", waiting,
+        )  # fmt: skip
+    finally:
+        await db.close()
+    assert moved == 1

@@ -383,7 +383,8 @@
   // ---- the queue and a conversation -------------------------------------------
 
   // Channels that carry no replies: the counsellor calls back instead (a reply is 409
-  // cannot_reply). A kind the server refuses a reply for is added when it says so.
+  // cannot_reply). The desk's own word wins when it gives one (`can_reply`); a
+  // conversation whose reply the desk refused with cannot_reply is treated alike.
   var NO_REPLY_KINDS = ["masker19"];
   var REVEAL_REASONS = { call_back: "terugbellen", report: "melding", other: "anders" };
 
@@ -461,7 +462,8 @@
   }
 
   function cannotReply(c) {
-    return NO_REPLY_KINDS.indexOf(c.channel_kind) >= 0 || state.noReply[c.conversation_id] === true;
+    if (state.noReply[c.conversation_id] === true || c.can_reply === false) { return true; }
+    return c.can_reply !== true && NO_REPLY_KINDS.indexOf(c.channel_kind) >= 0;
   }
 
   // `quietly`: a refresh of the open conversation (a change elsewhere), not the
@@ -596,6 +598,7 @@
       if (nav !== state.nav || state.open !== id) { return; }
       if (answer.status !== 200) { notice(problem(answer, "De registratie kon niet worden opgehaald. Probeer het opnieuw.")); return; }
       state.wrapUp = answer.data;
+      status("");
       buildCloseForm(answer.data);
       $("close-form").hidden = false;
       $("close").setAttribute("aria-expanded", "true");
