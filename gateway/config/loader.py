@@ -8,6 +8,7 @@ Layout of a configuration directory:
     schedules.yaml        named schedules the regions refer to
     counsellors.yaml      desk accounts (optional)
     desk.yaml             the registration at close (optional; the network's defaults)
+    responses/*.yaml      standard answers, one file per team (optional)
     channels/*.yaml       one file per channel instance
 
 The channel kinds are passed in by whoever assembles the service, so validating
@@ -41,6 +42,7 @@ from gateway.config.models import (
     NationalTeam,
     Region,
     RegionsFile,
+    ResponsesFile,
     RoutingFile,
     Schedule,
     SchedulesFile,
@@ -270,6 +272,23 @@ def load_config(directory: str | Path, kinds: Mapping[str, KindSchema]) -> Confi
                 problems.append(Problem("counsellors.yaml", f"{where}.id", "duplicate counsellor id"))
             counsellors[counsellor.id] = counsellor
 
+    responses: dict[str, ResponsesFile] = {}
+    responses_dir = root / "responses"
+    if responses_dir.is_dir():
+        for path in sorted(responses_dir.glob("*.yaml")):
+            name = str(path.relative_to(root))
+            loaded_answers = _validate(ResponsesFile, _read_yaml(path, root, problems), name, problems)
+            if loaded_answers is None:
+                continue
+            if loaded_answers.team != NATIONAL and loaded_answers.team not in regions:
+                problems.append(Problem(name, "team", "not a region code or national"))
+            elif loaded_answers.team in responses:
+                problems.append(Problem(name, "team", "another file holds this team's answers"))
+            ids = [a.id for a in loaded_answers.answers]
+            if len(ids) != len(set(ids)):
+                problems.append(Problem(name, "answers", "answer ids must be unique"))
+            responses[loaded_answers.team] = loaded_answers
+
     desk = DeskFile()
     desk_path = root / "desk.yaml"
     if desk_path.exists():
@@ -307,6 +326,7 @@ def load_config(directory: str | Path, kinds: Mapping[str, KindSchema]) -> Confi
         warnings=warnings,
         counsellors=counsellors,
         desk=desk,
+        responses=responses,
     )
 
 

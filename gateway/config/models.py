@@ -6,6 +6,7 @@ from a configuration directory, `live` keeps the one in force.
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -313,6 +314,42 @@ class Capacity(_Model):
         return self.per_team.get(team, self.per_counsellor)
 
 
+ANSWER_PLACEHOLDERS = ("next_open", "phone", "team")
+
+
+def _answer_text(value: dict[str, str]) -> dict[str, str]:
+    if "nl" not in value:
+        raise ValueError("every standard answer has a Dutch text (nl)")
+    for language, text in value.items():
+        if language not in ("nl", "en"):
+            raise ValueError("languages are nl and en")
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        except ValueError:
+            raise ValueError(f"{language}: a lone {{ or }}; write {{{{ or }}}} for a brace") from None
+        unknown = fields - set(ANSWER_PLACEHOLDERS)
+        if unknown:
+            first = sorted(unknown)[0]
+            raise ValueError(f"{language}: unknown placeholder {{{first}}}; use {ANSWER_PLACEHOLDERS}")
+    return value
+
+
+class StandardAnswer(_Model):
+    id: Code
+    title: Annotated[dict[str, str], AfterValidator(_answer_text)]
+    text: Annotated[dict[str, str], AfterValidator(_answer_text)] = Field(
+        description="With {next_open}, {phone} and {team} filled in when a counsellor uses it"
+    )
+
+
+class ResponsesFile(_Model):
+    """config/responses/<team>.yaml: a team's standard answers (national's are everyone's)."""
+
+    team: Code = Field(description="A region code, or national")
+    values: dict[str, str] = Field(default_factory=dict, description="What {phone} says, for instance")
+    answers: list[StandardAnswer] = Field(default_factory=list)
+
+
 class DeskFile(_Model):
     wrap_up: WrapUp = Field(default_factory=WrapUp)
     capacity: Capacity = Field(default_factory=Capacity)
@@ -399,6 +436,7 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
     counsellors: dict[str, Counsellor] = field(default_factory=dict)
     desk: DeskFile = field(default_factory=DeskFile)
+    responses: dict[str, ResponsesFile] = field(default_factory=dict)  # by team
 
     @property
     def team_codes(self) -> list[str]:

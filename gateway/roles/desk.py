@@ -538,6 +538,17 @@ class Desk:
             )
         return boards
 
+    def next_open(self, team: str) -> datetime | None:
+        """When the team next opens: after its coming close when it is open now (None for a
+        team that never closes)."""
+        config = self._live.current
+        name = config.national.schedule if team == NATIONAL else config.regions[team].schedule
+        schedule, now = resolve(name, config.schedules), self._schedule_clock()
+        state = state_at(schedule, now)
+        if not state.open or state.next_change is None:
+            return state.next_change
+        return state_at(schedule, state.next_change + timedelta(seconds=1)).next_change
+
     def _open(self, team: str) -> bool:
         config = self._live.current
         name = config.national.schedule if team == NATIONAL else config.regions[team].schedule

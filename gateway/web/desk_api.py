@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config.live import LiveConfig
 from gateway.config.models import NATIONAL
+from gateway.domain.answers import answers_for
 from gateway.domain.envelope import MAX_TEXT_CHARS
 from gateway.domain.identity import ACTIONS, Action, permitted
 from gateway.domain.messages import PublishError, Rejected, decode_json
@@ -233,6 +234,22 @@ async def _reveal(request: web.Request, who: Who, desk: Desk) -> web.Response:
     return answer(200, contact)
 
 
+async def _responses(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """Standard answers for the reply box (`config/responses/`): the team's and the national
+    ones, filled in; `q` filters on title and text, `lang` is nl (default) or en."""
+    if not permitted(who.identity.role, "reply"):
+        raise Rejected(403, "not_permitted", "your role does not allow this")
+    language = request.query.get("lang", "nl")
+    if language not in ("nl", "en"):
+        raise Rejected(422, "invalid_request", "lang is nl or en")
+    team = who.identity.team
+    found = answers_for(request.app[LIVE_KEY].current, team, language, desk.next_open(team))
+    query = request.query.get("q", "").strip().casefold()[:100]
+    if query:
+        found = [a for a in found if query in a.title.casefold() or query in a.text.casefold()]
+    return answer(200, {"answers": [asdict(a) for a in found]})
+
+
 async def _wrap_up(request: web.Request, who: Who, desk: Desk) -> web.Response:
     """The registration's fields and options (desk.yaml), for the console's close form."""
     return answer(200, request.app[LIVE_KEY].current.desk.wrap_up.model_dump())
@@ -376,6 +393,7 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("GET", "/api/v1/conversations/{conversation_id}/export", _export, "export", False),
     ("POST", "/api/v1/conversations/{conversation_id}/reveal", _reveal, "reveal", True),
     ("GET", "/api/v1/wrap-up", _wrap_up, None, False),
+    ("GET", "/api/v1/responses", _responses, None, False),
     ("GET", "/api/v1/events", _events, None, False),
     ("GET", "/api/v1/audit", _audit, "audit_read", False),
 ]
@@ -690,6 +708,19 @@ OPENAPI: dict[str, Any] = {
                     "properties": {"reason": {"type": "string", "enum": ["call_back", "report", "other"]}},
                 },
             )
+        },
+        "/api/v1/responses": {
+            "get": {
+                **_operation(
+                    "Standard answers (the team's and national, filled in) for the reply box",
+                    200,
+                    {"type": "object"},
+                ),
+                "parameters": [
+                    {"name": "lang", "in": "query", "schema": {"type": "string", "enum": ["nl", "en"]}},
+                    {"name": "q", "in": "query", "schema": {"type": "string"}},
+                ],
+            }
         },
         "/api/v1/wrap-up": {
             "get": _operation(

@@ -214,6 +214,21 @@ BROKEN = [
         "desk.oidc.client_secret",
     ),
     (
+        "standard answer with an unknown placeholder",
+        _write(
+            "responses/national.yaml",
+            "team: national\nanswers:\n- {id: a, title: {nl: A}, text: {nl: 'Bel {telefoon}'}}\n",
+        ),
+        "responses/national.yaml",
+        "answers[0].text",
+    ),
+    (
+        "standard answers of an unknown team",
+        _write("responses/atlantis.yaml", "team: atlantis\nanswers: []\n"),
+        "responses/atlantis.yaml",
+        "team",
+    ),
+    (
         "counsellor with an unknown role",
         _write(
             "counsellors.yaml",

@@ -391,3 +391,19 @@ async def test_the_wall_board_matches_the_queue_and_a_coordinator_moves_a_waitin
     finally:
         await db.close()
     assert moved == 1
+
+
+async def test_standard_answers_are_the_teams_and_the_national_ones_filled_in(desks) -> None:
+    tokens, a = desks["tokens"], desks["a"]
+    status, found = await call(a.base, "GET", "/api/v1/responses", tokens["anna-zob"])
+    assert status == 200
+    by_id = {x["id"]: x for x in found["answers"]}
+    assert found["answers"][0]["team"] == "zuidoost-brabant", "the team's own answers come first"
+    assert {"spreekuur", "welkom", "bellen", "afsluiten"} <= set(by_id)
+    assert "Veilig Thuis Zuidoost-Brabant" in by_id["welkom"]["text"] and "{" not in by_id["welkom"]["text"]
+    assert "0800-2000" in by_id["bellen"]["text"]
+    status, english = await call(a.base, "GET", "/api/v1/responses?lang=en&q=call", tokens["carla-rr"])
+    assert status == 200 and [x["id"] for x in english["answers"]] == ["acuut", "bellen"]
+    assert "spreekuur" not in {x["id"] for x in english["answers"]}, "another team's answer"
+    status, answer = await call(a.base, "GET", "/api/v1/responses?lang=de", tokens["anna-zob"])
+    assert (status, answer["error"]) == (422, "invalid_request")
