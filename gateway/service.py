@@ -267,6 +267,7 @@ def build_service(
         readiness={"database": lambda: store.ready},
         admin_token=settings.admin_token or "",
         audit=identities.audit,
+        store=store,
     )
     if desk is not None:
         add_desk_routes(app, desk, live, identities, keyring, settings.demo_accounts)

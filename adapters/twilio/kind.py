@@ -133,7 +133,13 @@ class _Twilio(ChannelKind[T], Generic[T]):
         empty = Reply(status=200, body=str(MessagingResponse()).encode(), content_type="text/xml")
         if "MessageStatus" in form:
             status = form["MessageStatus"].lower()
-            return Accepted((), empty, delivery_status=status if status in DELIVERY_STATUSES else "other")
+            known = status if status in DELIVERY_STATUSES else "other"
+            code = form.get("ErrorCode", "")
+            return Accepted(
+                (), empty, delivery_status=known,
+                delivery_for=form.get("MessageSid") or form.get("SmsSid") or None,
+                delivery_reason=f"twilio-{code}"[:60] if code.isdigit() else None,
+            )  # fmt: skip
         problems: list[tuple[str, str]] = []
         sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
         if not MESSAGE_SID.match(sid):

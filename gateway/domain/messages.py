@@ -123,6 +123,8 @@ class Accepted:
     messages: tuple[InboundMessage, ...]
     reply: Reply = field(default_factory=lambda: Reply(status=202))
     delivery_status: str | None = None
+    delivery_for: str | None = None  # the provider's id of the reply the status is about
+    delivery_reason: str | None = None  # the provider's error code when it failed
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from gateway.store.tables import (
     desk_handovers,
     desk_messages,
     desk_registrations,
+    reply_deliveries,
     sent_replies,
     sessions,
 )
@@ -86,6 +87,7 @@ class Entry:
     text: str
     attachments: list[dict[str, object]]
     at: datetime
+    delivery: dict[str, str | None] | None = None  # a reply's: status (queued ... read, failed), reason
 
 
 @dataclass(frozen=True)
@@ -341,9 +343,26 @@ class Desk:
                 )
             ).all()
             earlier = await self._earlier(connection, conversation_id, row.sender)
+            sent_ids = [e.message_id for e in entries if e.direction == "out"]
+            deliveries = {
+                d.message_id: {"status": d.status, "reason": d.reason}
+                for d in (
+                    await connection.execute(
+                        sa.select(reply_deliveries).where(reply_deliveries.c.message_id.in_(sent_ids))
+                    )
+                ).all()
+            } if sent_ids else {}  # fmt: skip
             await self._audit.append(connection, AuditEvent.by(actor, action, "ok", conversation_id))
         listed = [
-            Entry(e.message_id, e.direction, e.author, e.text, orjson.loads(e.attachments), as_utc(e.at))
+            Entry(
+                e.message_id,
+                e.direction,
+                e.author,
+                e.text,
+                orjson.loads(e.attachments),
+                as_utc(e.at),
+                deliveries.get(e.message_id),
+            )
             for e in entries
         ]
         return Conversation(
@@ -638,6 +657,9 @@ class Desk:
                 .where(desk_conversations.c.conversation_id == conversation_id)
                 .values(last_activity_at=now, answered_at=now)
             )
+            await connection.execute(
+                sa.insert(reply_deliveries).values(message_id=reply.id, status="queued", updated_at=now)
+            )
             await self._audit.append(connection, AuditEvent.by(actor, "reply", "ok", conversation_id))
             # Sent only once its record is written; a broker that does not take it rolls
             # back the transcript line and the record with it.
@@ -731,6 +753,10 @@ class Desk:
             gone = (await connection.execute(expired.returning(table.c.conversation_id))).scalars().all()
             if gone:
                 messages = desk_messages
+                replies = sa.select(messages.c.message_id).where(messages.c.conversation_id.in_(gone))
+                await connection.execute(
+                    sa.delete(reply_deliveries).where(reply_deliveries.c.message_id.in_(replies))
+                )
                 await connection.execute(sa.delete(messages).where(messages.c.conversation_id.in_(gone)))
                 handovers = desk_handovers
                 await connection.execute(sa.delete(handovers).where(handovers.c.conversation_id.in_(gone)))

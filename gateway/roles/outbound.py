@@ -28,6 +28,7 @@ sent within the same instant is not guaranteed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -85,6 +86,7 @@ class Outbound:
 
     async def _write_sent(self, replies: list[tuple[str, str, str]]) -> list[None]:
         await self._store.record_sent(replies)
+        await self._store.set_deliveries([message_id for message_id, _, _ in replies], "sent")
         return [None] * len(replies)
 
     @property
@@ -207,6 +209,8 @@ class Outbound:
             return
         self._metrics.outbound_failures.labels(kind, reason).inc()
         log.warning("reply_dead_lettered", reply_id=reply.id, channel_kind=kind, reason=reason)
+        with contextlib.suppress(Exception):  # the counsellor's view; the dead letter is what counts
+            await self._store.set_deliveries([reply.id], "failed", reason[:60])
         await delivery.ack()
 
 

@@ -19,7 +19,10 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from gateway.store.tables import auto_replies, conversation_regions, sent_replies
+from gateway.store.tables import auto_replies, conversation_regions, reply_deliveries, sent_replies
+
+# A reply's delivery only moves forward: a late "sent" after "delivered" changes nothing.
+DELIVERY_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 EMBEDDED_URL = "sqlite+aiosqlite:///:memory:"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -171,6 +174,40 @@ class Store:
         statement = insert_for(self.engine.dialect.name)(sent_replies).values(rows).on_conflict_do_nothing()
         async with self._turns, self.engine.begin() as connection:
             await connection.execute(statement)
+
+    async def set_deliveries(
+        self,
+        message_ids: list[str],
+        status: str,
+        reason: str | None = None,
+        connection: AsyncConnection | None = None,
+    ) -> None:
+        """Move these replies' delivery forward to `status` (known replies only: an
+        auto-reply has no row and gets none)."""
+        table = reply_deliveries
+        earlier = [s for s, rank in DELIVERY_RANK.items() if rank < DELIVERY_RANK[status]]
+        statement = (
+            sa.update(table)
+            .where(table.c.message_id.in_(message_ids), table.c.status.in_(earlier))
+            .values(status=status, reason=reason, updated_at=datetime.now(UTC))
+        )
+        if connection is not None:
+            await connection.execute(statement)
+            return
+        async with self._turns, self.engine.begin() as own:
+            await own.execute(statement)
+
+    async def delivery_reported(self, provider_message_id: str, status: str, reason: str | None) -> None:
+        """A provider's status callback, for the reply it sent under that id."""
+        async with self._turns, self.engine.connect() as connection:
+            found = await connection.execute(
+                sa.select(sent_replies.c.message_id).where(
+                    sent_replies.c.provider_message_id == provider_message_id[:100]
+                )
+            )
+            message_ids = [row.message_id for row in found]
+        if message_ids:
+            await self.set_deliveries(message_ids, status, reason)
 
     @asynccontextmanager
     async def claims(self) -> AsyncIterator[tuple[Claims, AsyncConnection]]:

@@ -151,3 +151,12 @@ desk_handovers = sa.Table(
     sa.Column("note", sa.Text, nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
+# What became of a counsellor's reply (the desk shows it beside the message).
+reply_deliveries = sa.Table(
+    "reply_deliveries",
+    metadata,
+    sa.Column("message_id", sa.String(100), primary_key=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("reason", sa.String(60), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)

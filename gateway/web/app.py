@@ -9,6 +9,7 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.broker.base import Broker, consumers_ready
 from gateway.config.live import LiveConfig
@@ -16,6 +17,7 @@ from gateway.config.loader import Problem
 from gateway.domain.kinds import Kind, PageRoutes
 from gateway.domain.messages import PublishError, Rejected, WebhookRequest
 from gateway.roles.ingest import Ingest
+from gateway.store.database import Store
 from gateway.store.identity import AuditEvent, AuditLog
 from gateway.support.keys import same_secret
 from gateway.support.metrics import Metrics
@@ -26,6 +28,10 @@ log = structlog.get_logger("gateway.http")
 LIVE_KEY = web.AppKey("config", LiveConfig)
 ADMIN_TOKEN_KEY = web.AppKey("admin_token", str)
 AUDIT_KEY: web.AppKey[AuditLog | None] = web.AppKey("audit")
+STORE_KEY: web.AppKey[Store | None] = web.AppKey("store")
+# A provider's delivery status as the desk shows it beside a reply; others are not shown.
+DESK_DELIVERY = {"sent": "sent", "delivered": "delivered", "read": "read", "undelivered": "failed",
+                 "failed": "failed"}  # fmt: skip
 BROKER_KEY = web.AppKey("broker", Broker)
 INGEST_KEY = web.AppKey("ingest", Ingest)
 METRICS_KEY = web.AppKey("metrics", Metrics)
@@ -165,6 +171,14 @@ async def webhook(request: web.Request) -> web.Response:
     if accepted.delivery_status is not None:
         metrics_.delivery_status.labels(channel.kind, accepted.delivery_status).inc()
         log.info("delivery_status", channel=channel.id, status=accepted.delivery_status)
+        shown = DESK_DELIVERY.get(accepted.delivery_status)
+        store = request.app[STORE_KEY]
+        if shown is not None and accepted.delivery_for and store is not None:
+            try:
+                await store.delivery_reported(accepted.delivery_for, shown, accepted.delivery_reason)
+            except (SQLAlchemyError, OSError) as exc:  # the provider retries a callback we fail
+                log.warning("delivery_status_not_stored", error=type(exc).__name__)
+                return error_response(503, "store_unavailable", "retry later", headers={"Retry-After": "5"})
     reply = accepted.reply
     if not accepted.messages:
         return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
@@ -274,6 +288,7 @@ def create_app(
     readiness: dict[str, Callable[[], bool]] | None = None,
     admin_token: str = "",
     audit: AuditLog | None = None,
+    store: Store | None = None,
 ) -> web.Application:
     """`readiness`: further named checks for /readyz, beside configuration, broker and topology."""
     max_body = live.current.service.http.max_body_bytes
@@ -281,6 +296,7 @@ def create_app(
     app[LIVE_KEY] = live
     app[ADMIN_TOKEN_KEY] = admin_token
     app[AUDIT_KEY] = audit
+    app[STORE_KEY] = store
     app[BROKER_KEY] = broker
     app[INGEST_KEY] = ingest
     app[METRICS_KEY] = metrics_

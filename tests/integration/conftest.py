@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -58,19 +58,29 @@ def desk_config(root: Path, password_hash: str) -> Path:
 
 @contextlib.asynccontextmanager
 async def running_desks(
-    vhost, database_url: str, tmp_path: Path, password_hash: str, desk_file: dict | None = None
+    vhost,
+    database_url: str,
+    tmp_path: Path,
+    password_hash: str,
+    desk_file: dict | None = None,
+    *,
+    edit: Callable[[Path], None] | None = None,
+    other_roles: tuple[str, ...] = ("desk",),
 ) -> AsyncIterator[dict]:
     """Two desk processes (the first also ingest and router) and every counsellor signed
-    in; `desk_file`: what desk.yaml holds instead of the example's."""
+    in; `desk_file`: what desk.yaml holds instead of the example's; `edit` changes the
+    configuration directory further; `other_roles`: the second process's roles."""
     root = desk_config(tmp_path / "config", password_hash)
     if desk_file is not None:
         (root / "desk.yaml").write_text(yaml.safe_dump(desk_file))
+    if edit is not None:
+        edit(root)
     await clean_state(vhost[1], database_url, load_config(root))
     env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_FAKE_TIME": OPEN_MONDAY}
     front = ServiceProcess(
         vhost[1], tmp_path / "a.log", roles=("ingest", "router", "desk"), config_dir=root, **env
     )
-    other = ServiceProcess(vhost[1], tmp_path / "b.log", roles=("desk",), config_dir=root, **env)
+    other = ServiceProcess(vhost[1], tmp_path / "b.log", roles=other_roles, config_dir=root, **env)
     try:
         await front.wait_ready(40)
         await other.wait_ready(40)

@@ -407,3 +407,84 @@ async def test_standard_answers_are_the_teams_and_the_national_ones_filled_in(de
     assert "spreekuur" not in {x["id"] for x in english["answers"]}, "another team's answer"
     status, answer = await call(a.base, "GET", "/api/v1/responses?lang=de", tokens["anna-zob"])
     assert (status, answer["error"]) == (422, "invalid_request")
+
+
+# delivery status
+
+
+async def test_a_replys_delivery_status_from_the_outbound_role_and_signed_twilio_callbacks(
+    vhost, database_url, tmp_path, example_env, password_hash
+) -> None:
+    from urllib.parse import urlencode
+
+    import yaml
+    from aiohttp import ClientSession
+    from twilio.request_validator import RequestValidator
+
+    from adapters.twilio.cases import PUBLIC, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
+    from tests.fakes import FakeProvider
+    from tests.helpers.desk import SMS_CHANNEL
+
+    twilio = await FakeProvider("twilio").start()
+    twilio.then("ok", "400")
+
+    def to_the_fake(root) -> None:
+        path = root / "channels" / f"{SMS_CHANNEL}.yaml"
+        data = yaml.safe_load(path.read_text())
+        data["settings"]["api_base_url"] = twilio.base_url
+        path.write_text(yaml.safe_dump(data, allow_unicode=True))
+
+    async def deliveries(desks: dict, c: str) -> list[dict]:
+        status, seen = await call(desks["a"].base, "GET", c, desks["tokens"]["anna-zob"])
+        assert status == 200
+        return [e["delivery"] for e in seen["transcript"] if e["direction"] == "out"]
+
+    async def eventually(desks: dict, c: str, expected: list[dict]) -> None:
+        for _ in range(100):
+            if await deliveries(desks, c) == expected:
+                return
+            await asyncio.sleep(0.1)
+        assert await deliveries(desks, c) == expected
+
+    async def callback(desks: dict, sid: str, status: str, code: str = "") -> None:
+        fields = {"MessageSid": sid, "SmsSid": sid, "MessageStatus": status, "SmsStatus": status,
+                  "AccountSid": TWILIO_ACCOUNT_SID, "To": "+31612345678", "From": "+3197010580001",
+                  "ApiVersion": "2010-04-01", **({"ErrorCode": code} if code else {})}  # fmt: skip
+        signature = RequestValidator(TWILIO_AUTH_TOKEN).compute_signature(
+            PUBLIC.format(channel=SMS_CHANNEL), fields
+        )
+        headers = {"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"}
+        async with (
+            ClientSession() as session,
+            session.post(
+                f"{desks['a'].base}/channels/{SMS_CHANNEL}/webhook", data=urlencode(fields), headers=headers
+            ) as r,
+        ):
+            assert r.status == 200
+
+    try:
+        async with running_desks(
+            vhost, database_url, tmp_path, password_hash, edit=to_the_fake, other_roles=("desk", "outbound")
+        ) as desks:
+            tokens, a = desks["tokens"], desks["a"]
+            conversation = await claimed_conversation(desks)
+            c = f"/api/v1/conversations/{conversation}"
+            assert (await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ik ben er."}))[
+                0
+            ] == 202
+            await eventually(desks, c, [{"status": "sent", "reason": None}])
+            assert len(await twilio.wait_for_calls(1)) == 1
+            sid = f"SM{1:032x}"  # what the fake answered
+            await callback(desks, sid, "delivered")
+            await eventually(desks, c, [{"status": "delivered", "reason": None}])
+            await callback(desks, sid, "sent")  # late and out of order: changes nothing
+            await callback(desks, sid, "read")
+            await eventually(desks, c, [{"status": "read", "reason": None}])
+            assert (await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Hallo?"}))[
+                0
+            ] == 202
+            await eventually(
+                desks, c, [{"status": "read", "reason": None}, {"status": "failed", "reason": "twilio-21211"}]
+            )
+    finally:
+        await twilio.stop()
