@@ -133,6 +133,7 @@ class ChannelKind(Generic[S]):
     """One channel kind; `S` is its settings model (`settings_model`)."""
 
     name: ClassVar[str]
+    label: ClassVar[str] = ""  # what counsellors read ("WhatsApp"); the name when empty
     settings_model: ClassVar[type[KindSettings]] = KindSettings
     takes_webhooks: ClassVar[bool] = True
     fanout_exchanges: ClassVar[tuple[str, ...]] = ()

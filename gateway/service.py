@@ -270,7 +270,8 @@ def build_service(
         store=store,
     )
     if desk is not None:
-        add_desk_routes(app, desk, live, identities, keyring, settings.demo_accounts)
+        labels = {name: kind.label or name for name, kind in registered.items()}
+        add_desk_routes(app, desk, live, identities, keyring, settings.demo_accounts, labels)
         app[LINKS_KEY]["desk"] = "/desk/"
     topology = topology_for(config)
 

@@ -52,6 +52,7 @@ class HttpJsonSettings(KindSettings):
 @register
 class HttpJson(ChannelKind[HttpJsonSettings]):
     name = "http-json"
+    label = "Eigen systeem van de regio"
     settings_model = HttpJsonSettings
 
     def verify(self, channel: Channel[HttpJsonSettings], request: WebhookRequest) -> None:

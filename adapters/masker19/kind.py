@@ -166,6 +166,7 @@ HEADERS = {
 @register
 class Masker19(ChannelKind[Masker19Settings]):
     name = "masker19"
+    label = "Apotheek (Masker 19)"
     settings_model = Masker19Settings
     takes_webhooks = False  # the intake form is at /channels/{id}/
     static = HERE / "static"

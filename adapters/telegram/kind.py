@@ -79,6 +79,7 @@ def bot_id(channel: Channel[TelegramSettings]) -> str:
 @register
 class TelegramBot(ChannelKind[TelegramSettings]):
     name = "telegram"
+    label = "Telegram"
     settings_model = TelegramSettings
     # python-telegram-bot logs request parameters, httpx URLs that hold the bot token.
     quiet_loggers = ("telegram", "httpx", "httpcore")

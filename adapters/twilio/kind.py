@@ -224,12 +224,14 @@ class _Twilio(ChannelKind[T], Generic[T]):
 @register
 class Sms(_Twilio[TwilioSettings]):
     name = "sms"
+    label = "SMS"
     settings_model = TwilioSettings
 
 
 @register
 class WhatsApp(_Twilio[WhatsAppSettings]):
     name = "whatsapp"
+    label = "WhatsApp"
     settings_model = WhatsAppSettings
     prefix = WHATSAPP_PREFIX
 

@@ -120,6 +120,7 @@ ChatChannel = Channel[WebChatSettings]
 @register
 class WebChat(ChannelKind[WebChatSettings]):
     name = "webchat"
+    label = "Webchat"
     settings_model = WebChatSettings
     takes_webhooks = False  # it talks over /channels/{id}/socket
     fanout_exchanges = (WEBCHAT_EXCHANGE,)

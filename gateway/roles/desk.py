@@ -77,6 +77,8 @@ class Summary:
     waiting_since: datetime
     last_activity_at: datetime
     returned: bool = False  # went back to the queue after a claim without a reply
+    acute: bool = False  # acute danger, apart from merely urgent
+    preview: str = ""  # the start of the person's last message, for the team's queue
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,7 @@ class Desk:
             urgent=urgent,
             after_hours=after_hours,
             sender=envelope.sender,
+            acute=envelope.urgency is Urgency.ACUTE,
             reply_handle=envelope.reply_handle,
             waiting_since=at,
             last_activity_at=at,
@@ -280,6 +283,7 @@ class Desk:
                     "reply_handle": statement.excluded.reply_handle,
                     "last_activity_at": statement.excluded.last_activity_at,
                     "urgent": table.c.urgent | statement.excluded.urgent,
+                    "acute": table.c.acute | statement.excluded.acute,
                     "after_hours": statement.excluded.after_hours,
                     "waiting_since": sa.case(
                         (table.c.status == CLOSED, statement.excluded.waiting_since),
@@ -300,14 +304,22 @@ class Desk:
     async def conversations(self, actor: Identity, *, include_closed: bool = False) -> list[Summary]:
         """The team's conversations across all channels: urgent first, then the longest waiting."""
         table = desk_conversations
-        query = sa.select(table).where(table.c.team == actor.team)
+        last_message = (
+            sa.select(desk_messages.c.text)
+            .where(desk_messages.c.conversation_id == table.c.conversation_id)
+            .where(desk_messages.c.direction == "in")
+            .order_by(desk_messages.c.at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = sa.select(table, last_message.label("preview")).where(table.c.team == actor.team)
         if not include_closed:
             query = query.where(table.c.status != CLOSED)
-        query = query.order_by(table.c.urgent.desc(), table.c.waiting_since.asc())
+        query = query.order_by(table.c.acute.desc(), table.c.urgent.desc(), table.c.waiting_since.asc())
         async with self._store.transaction() as connection:
             rows = (await connection.execute(query)).all()
             await self._audit.append(connection, AuditEvent.by(actor, "list"))
-        return [_summary(row) for row in rows]
+        return [_summary(row, preview=row.preview or "") for row in rows]
 
     async def _own(self, conversation_id: str, team: str, *, any_team: bool = False) -> sa.Row[Any]:
         """The conversation, if it is `team`'s (`any_team`: a national coordinator's view)."""
@@ -826,7 +838,10 @@ def _taken(claimed_by: str | None) -> Rejected:
     return Rejected(409, "already_claimed", "another counsellor has this conversation", claimed_by=claimed_by)
 
 
-def _summary(row: sa.Row[Any]) -> Summary:
+PREVIEW_CHARS = 80
+
+
+def _summary(row: sa.Row[Any], preview: str = "") -> Summary:
     return Summary(
         conversation_id=row.conversation_id,
         team=row.team,
@@ -838,4 +853,6 @@ def _summary(row: sa.Row[Any]) -> Summary:
         waiting_since=as_utc(row.waiting_since),
         last_activity_at=as_utc(row.last_activity_at),
         returned=bool(row.returned),
+        acute=bool(row.acute),
+        preview=preview[:PREVIEW_CHARS] + ("…" if len(preview) > PREVIEW_CHARS else ""),
     )

@@ -49,6 +49,7 @@ desk_conversations = sa.Table(
     sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("returned", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("sender", sa.String(100), nullable=True),
+    sa.Column("acute", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 desk_messages = sa.Table(
     "desk_messages",

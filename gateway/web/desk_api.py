@@ -49,6 +49,7 @@ from gateway.web.errors import NO_STORE, error_response
 log = structlog.get_logger("gateway.desk_api")
 
 DESK_KEY = web.AppKey("desk", Desk)
+LABELS_KEY: web.AppKey[dict[str, str]] = web.AppKey("channel_labels")
 KEEP_ALIVE_SECONDS = 15.0
 AUDIT_LIMIT = 1000
 
@@ -126,8 +127,13 @@ async def _refusal(
     return refused(refusal)
 
 
-def _summary(summary: Any, now: float) -> dict[str, Any]:
+def _summary(request: web.Request, summary: Any, now: float) -> dict[str, Any]:
+    """A summary as the console shows it: with the names people read for the channel and
+    for the counsellor who has it."""
     data = asdict(summary)
+    data["channel_name"] = request.app[LABELS_KEY].get(summary.channel_kind, summary.channel_kind)
+    claimer = request.app[LIVE_KEY].current.counsellors.get(summary.claimed_by or "")
+    data["claimed_by_name"] = claimer.name if claimer is not None else summary.claimed_by
     data["waiting_seconds"] = max(0, int(now - summary.waiting_since.timestamp()))
     data["waiting_since"] = summary.waiting_since.isoformat()
     data["last_activity_at"] = summary.last_activity_at.isoformat()
@@ -161,15 +167,16 @@ async def _list(request: web.Request, who: Who, desk: Desk) -> web.Response:
     include_closed = request.query.get("status") == "all"
     now = time.time()
     listed = await desk.conversations(who.identity, include_closed=include_closed)
-    return answer(200, {"team": who.identity.team, "conversations": [_summary(s, now) for s in listed]})
+    items = [_summary(request, s, now) for s in listed]
+    return answer(200, {"team": who.identity.team, "conversations": items})
 
 
-def _conversation(conversation: Conversation) -> dict[str, Any]:
+def _conversation(request: web.Request, conversation: Conversation) -> dict[str, Any]:
     def entry(e: Any) -> dict[str, Any]:
         return {**asdict(e), "at": e.at.isoformat()}
 
     return {
-        **_summary(conversation.summary, time.time()),
+        **_summary(request, conversation.summary, time.time()),
         "handovers": [entry(h) for h in conversation.handovers],
         "transcript": [entry(e) for e in conversation.transcript],
         "notes": [entry(e) for e in conversation.notes],
@@ -184,7 +191,7 @@ def _conversation(conversation: Conversation) -> dict[str, Any]:
 
 async def _read(request: web.Request, who: Who, desk: Desk) -> web.Response:
     conversation = await desk.conversation(request.match_info["conversation_id"], who.identity)
-    return answer(200, _conversation(conversation))
+    return answer(200, _conversation(request, conversation))
 
 
 async def _note(request: web.Request, who: Who, desk: Desk) -> web.Response:
@@ -201,7 +208,7 @@ async def _export(request: web.Request, who: Who, desk: Desk) -> web.Response:
     conversation = await desk.export(request.match_info["conversation_id"], who.identity)
     name = f"gesprek-{conversation.summary.conversation_id}"
     if kind == "json":
-        document = _conversation(conversation)
+        document = _conversation(request, conversation)
         for internal in ("notes", "earlier"):  # the team's own: not what goes to the case system
             del document[internal]
         response = answer(200, document)
@@ -258,7 +265,7 @@ async def _wrap_up(request: web.Request, who: Who, desk: Desk) -> web.Response:
 async def _claim(request: web.Request, who: Who, desk: Desk) -> web.Response:
     summary = await desk.claim(request.match_info["conversation_id"], who.identity)
     claimed = {"claimed_by": who.identity.account, "status": "claimed"}
-    return answer(200, _summary(summary, time.time()) | claimed)
+    return answer(200, _summary(request, summary, time.time()) | claimed)
 
 
 async def _board(request: web.Request, who: Who, desk: Desk) -> web.Response:
@@ -283,7 +290,7 @@ async def _move(request: web.Request, who: Who, desk: Desk) -> web.Response:
 
 async def _next(request: web.Request, who: Who, desk: Desk) -> web.Response:
     summary = await desk.claim_next(who.identity)
-    return answer(200, _summary(summary, time.time()))
+    return answer(200, _summary(request, summary, time.time()))
 
 
 async def _reply(request: web.Request, who: Who, desk: Desk) -> web.Response:
@@ -410,8 +417,10 @@ def add_routes(
     identities: Identities,
     keyring: Keyring,
     demo_accounts: bool,
+    channel_labels: dict[str, str] | None = None,
 ) -> None:
     app[DESK_KEY] = desk
+    app[LABELS_KEY] = channel_labels or {}
     add_auth_routes(app, live, identities, keyring, demo_accounts)
     app.router.add_get("/desk", _to_console)
     app.router.add_get("/desk/", console)
@@ -452,6 +461,10 @@ _SUMMARY = {
         "last_activity_at": {"type": "string", "format": "date-time"},
         "waiting_seconds": {"type": "integer"},
         "returned": {"type": "boolean", "description": "back in the queue after a claim without a reply"},
+        "acute": {"type": "boolean", "description": "acute danger (apart from urgent)"},
+        "preview": {"type": "string", "description": "the start of the person's last message"},
+        "channel_name": {"type": "string", "description": "the channel as people call it"},
+        "claimed_by_name": {"type": ["string", "null"]},
     },
 }
 

@@ -488,3 +488,21 @@ async def test_a_replys_delivery_status_from_the_outbound_role_and_signed_twilio
             )
     finally:
         await twilio.stop()
+
+
+async def test_the_queue_shows_previews_channel_names_acute_first_and_display_names(desks) -> None:
+    tokens, a = desks["tokens"], desks["a"]
+    await person_writes(
+        desks, f"rustig-{uuid.uuid4().hex[:6]}", "Ik wil graag iets vragen over mijn buurvrouw. " * 4
+    )
+    await listed(desks, "anna-zob", count=1)
+    await person_writes(desks, f"acuut-{uuid.uuid4().hex[:6]}", "Help, ik ben in gevaar")
+    first, second = await listed(desks, "anna-zob", count=2)
+    assert (first["acute"], first["urgent"], first["preview"]) == (True, True, "Help, ik ben in gevaar")
+    assert second["acute"] is False and second["preview"].endswith("…") and len(second["preview"]) == 81
+    assert {first["channel_name"], second["channel_name"]} == {"SMS"}
+    c = f"/api/v1/conversations/{second['conversation_id']}"
+    status, claimed = await call(a.base, "POST", c + "/claim", tokens["anna-zob"])
+    assert status == 200 and claimed["claimed_by_name"] == "Anna"
+    status, other_team = await call(a.base, "GET", "/api/v1/conversations", tokens["carla-rr"])
+    assert status == 200 and "buurvrouw" not in str(other_team), "another team saw a preview"
