@@ -350,9 +350,27 @@ class ResponsesFile(_Model):
     answers: list[StandardAnswer] = Field(default_factory=list)
 
 
+WAIT_NOTICE: dict[Literal["nl", "en"], str] = {
+    "nl": "Je staat nog in de wachtrij: een hulpverlener komt zo bij je. Ben je nu in gevaar? Bel 112.",
+    "en": "You are still in the queue: a counsellor will be with you soon. In danger now? Call 112.",
+}
+
+
+class WaitNotice(_Model):
+    """One message to a person who has waited this long for a counsellor, on the channels
+    that carry replies, except those with `auto_reply: false` (someone else may read the
+    phone)."""
+
+    after_minutes: float = Field(default=10, ge=0, le=240, description="0: never")
+    text: dict[Literal["nl", "en"], Annotated[str, Field(min_length=10, max_length=1000)]] = Field(
+        default_factory=lambda: dict(WAIT_NOTICE)
+    )
+
+
 class DeskFile(_Model):
     wrap_up: WrapUp = Field(default_factory=WrapUp)
     capacity: Capacity = Field(default_factory=Capacity)
+    wait_notice: WaitNotice = Field(default_factory=WaitNotice)
 
 
 class OutboundSettings(_Model):

@@ -115,7 +115,7 @@ class OutboundMessage(_Document):
     channel: ChannelRef
     reply_handle: str = Field(description="The sealed address from the envelope")
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    origin: Literal["auto_reply", "counsellor"]
+    origin: Literal["auto_reply", "counsellor", "wait_notice"]
     in_reply_to: str | None = Field(default=None, description="The envelope id answered")
     created_at: UtcDatetime
 

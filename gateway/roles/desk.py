@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
@@ -290,6 +290,9 @@ class Desk:
                         else_=table.c.waiting_since,
                     ),
                     "claimed_by": sa.case((table.c.status == CLOSED, None), else_=table.c.claimed_by),
+                    "wait_notice_sent": sa.case(
+                        (table.c.status == CLOSED, sa.false()), else_=table.c.wait_notice_sent
+                    ),
                     "status": reopened,
                 },
             )
@@ -636,22 +639,7 @@ class Desk:
             detail = "the person has left the chat (quick exit, or gone quiet): no reply reaches them"
             raise Rejected(409, "person_left", detail)
         now = self._clock()
-        reply = OutboundMessage(
-            id=str(uuid.uuid4()),
-            conversation_id=conversation_id,
-            channel=ChannelRef(kind=row.channel_kind, instance=row.channel_instance),
-            reply_handle=row.reply_handle,
-            text=text,
-            origin="counsellor",
-            created_at=now,
-        )
-        message = Message(
-            body=reply.to_json(),
-            message_id=reply.id,
-            correlation_id=conversation_id,
-            type=OUTBOUND_SCHEMA_VERSION,
-            timestamp=now,
-        )
+        reply = self._outbound(row, text, "counsellor", now)
         async with self._store.transaction() as connection:
             await connection.execute(
                 sa.insert(desk_messages).values(
@@ -675,11 +663,33 @@ class Desk:
             await self._audit.append(connection, AuditEvent.by(actor, "reply", "ok", conversation_id))
             # Sent only once its record is written; a broker that does not take it rolls
             # back the transcript line and the record with it.
-            await self._broker.publish(
-                OUTBOUND_EXCHANGE, f"{row.channel_kind}.{row.channel_instance}", message
-            )
+            await self._publish_outbound(row, reply)
         await self._changed(team, conversation_id)
         return reply.id
+
+    @staticmethod
+    def _outbound(
+        row: sa.Row[Any], text: str, origin: Literal["counsellor", "wait_notice"], now: datetime
+    ) -> OutboundMessage:
+        return OutboundMessage(
+            id=str(uuid.uuid4()),
+            conversation_id=row.conversation_id,
+            channel=ChannelRef(kind=row.channel_kind, instance=row.channel_instance),
+            reply_handle=row.reply_handle,
+            text=text,
+            origin=origin,
+            created_at=now,
+        )
+
+    async def _publish_outbound(self, row: sa.Row[Any], reply: OutboundMessage) -> None:
+        message = Message(
+            body=reply.to_json(),
+            message_id=reply.id,
+            correlation_id=reply.conversation_id,
+            type=OUTBOUND_SCHEMA_VERSION,
+            timestamp=reply.created_at,
+        )
+        await self._broker.publish(OUTBOUND_EXCHANGE, f"{row.channel_kind}.{row.channel_instance}", message)
 
     async def transfer(
         self, conversation_id: str, actor: Identity, to_team: str, reason: str, action: str = "transfer"
@@ -818,11 +828,58 @@ class Desk:
 
     async def _returns_loop(self) -> None:
         while True:
-            try:
-                await self.return_unanswered()
-            except Exception as exc:
-                log.warning("unanswered_return_failed", error=type(exc).__name__)
+            for step in (self.return_unanswered, self.send_wait_notices):
+                try:
+                    await step()
+                except Exception as exc:
+                    log.warning("queue_upkeep_failed", step=step.__name__, error=type(exc).__name__)
             await asyncio.sleep(RETURNS_EVERY_SECONDS)
+
+    async def send_wait_notices(self) -> int:
+        """One message to each person who has waited `wait_notice.after_minutes` in this
+        process's teams, once per wait; marked sent in the transaction that publishes it."""
+        config = self._live.current
+        notice = config.desk.wait_notice
+        if notice.after_minutes <= 0:
+            return 0
+        table = desk_conversations
+        now = self._clock()
+        due = (
+            sa.select(table)
+            .where(
+                table.c.status == WAITING,
+                sa.not_(table.c.wait_notice_sent),
+                table.c.waiting_since < now - timedelta(minutes=notice.after_minutes),
+                table.c.team.in_(self._teams or config.team_codes),
+            )
+            .limit(100)
+        )
+        async with self._store.reading() as connection:
+            rows = (await connection.execute(due)).all()
+        sent = 0
+        for row in rows:
+            channel = config.channels.get(row.channel_instance)
+            if channel is None or not channel.auto_reply or not self._can_reply(row.channel_kind):
+                continue
+            async with self._store.transaction() as connection:
+                claimed = await connection.execute(
+                    sa.update(table)
+                    .where(table.c.conversation_id == row.conversation_id, sa.not_(table.c.wait_notice_sent))
+                    .values(wait_notice_sent=True)
+                )
+                if claimed.rowcount != 1:
+                    continue  # another desk process sent it
+                text = notice.text.get("en" if channel.language == "en" else "nl") or notice.text["nl"]
+                message = self._outbound(row, text, "wait_notice", now)
+                await connection.execute(  # the counsellor sees what the person was told
+                    sa.insert(desk_messages).values(
+                        message_id=message.id, conversation_id=row.conversation_id, direction="out",
+                        author=None, text=text, attachments="[]", at=now,
+                    )
+                )  # fmt: skip
+                await self._publish_outbound(row, message)
+            sent += 1
+        return sent
 
     async def _retention_loop(self) -> None:
         while True:

@@ -50,6 +50,7 @@ desk_conversations = sa.Table(
     sa.Column("returned", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("sender", sa.String(100), nullable=True),
     sa.Column("acute", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("wait_notice_sent", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 desk_messages = sa.Table(
     "desk_messages",

@@ -506,3 +506,46 @@ async def test_the_queue_shows_previews_channel_names_acute_first_and_display_na
     assert status == 200 and claimed["claimed_by_name"] == "Anna"
     status, other_team = await call(a.base, "GET", "/api/v1/conversations", tokens["carla-rr"])
     assert status == 200 and "buurvrouw" not in str(other_team), "another team saw a preview"
+
+
+async def test_a_long_wait_brings_one_message_but_not_where_someone_else_may_read(
+    vhost, database_url, tmp_path, example_env, password_hash
+) -> None:
+    from aiohttp import ClientSession
+
+    from gateway.domain.envelope import OutboundMessage
+
+    desk_file = {"wait_notice": {"after_minutes": 0.05}}  # 3 s; the desk looks every 10 s
+    async with running_desks(vhost, database_url, tmp_path, password_hash, desk_file) as desks:
+        a = desks["a"]
+        await drain(desks["url"], ["gw.outbound"])
+        # SMS has auto_reply: false in the example (someone else may read the phone): no notice.
+        await person_writes(desks, f"wacht-{uuid.uuid4().hex[:6]}", "Is er iemand?")
+        async with (
+            ClientSession() as session,
+            session.ws_connect(
+                f"{a.base}/channels/webchat-zuidoost-brabant/socket", headers={"Origin": a.base}
+            ) as socket,
+        ):
+            await socket.send_json({"type": "start"})
+            assert (await socket.receive_json(timeout=10))["type"] == "started"
+            await socket.send_json({"type": "message", "seq": 1, "text": "Hallo?"})
+            assert (await socket.receive_json(timeout=10)) == {"type": "ack", "seq": 1}
+            queue = {
+                c["channel_kind"]: c["conversation_id"] for c in await listed(desks, "anna-zob", count=2)
+            }
+            notices: list[OutboundMessage] = []
+            for _ in range(40):
+                arrived = await drain(desks["url"], ["gw.outbound"], idle=0.5)
+                notices += [OutboundMessage.from_json(m.body) for m in arrived]
+                if notices:
+                    break
+            assert [(n.origin, n.conversation_id) for n in notices] == [("wait_notice", queue["webchat"])]
+            assert notices[0].text.startswith("Je staat nog in de wachtrij")
+            later = await drain(desks["url"], ["gw.outbound"], idle=12)  # past the next look: no second one
+            assert later == [], "a second notice, or one to the SMS channel"
+        status, seen = await call(
+            a.base, "GET", f"/api/v1/conversations/{queue['webchat']}", desks["tokens"]["anna-zob"]
+        )
+        assert status == 200
+        assert [(e["direction"], e["author"]) for e in seen["transcript"]] == [("in", None), ("out", None)]
