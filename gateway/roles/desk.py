@@ -16,6 +16,7 @@ conversation's messages (`transfer_publish`), so later messages follow it.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -439,7 +440,7 @@ class Desk:
         intake: the safe number, or the pharmacy), for the counsellor who has it to call
         back; each reveal is recorded with its reason."""
         row = await self._own(conversation_id, actor.team)
-        if self._can_reply(row.channel_kind) or self._unseal is None:
+        if self.can_reply(row.channel_kind) or self._unseal is None:
             raise Rejected(409, "nothing_to_reveal", "reply in the conversation: its channel carries replies")
         if row.status != CLAIMED or row.claimed_by != actor.account:
             raise Rejected(409, "not_claimed", "claim the conversation before revealing its contact")
@@ -447,16 +448,14 @@ class Desk:
         async with self._store.transaction() as connection:
             record = AuditEvent.by(actor, "reveal", "ok", conversation_id, reason)
             await self._audit.append(connection, record)
-        if address.startswith("apotheek:"):
-            return {"call": "pharmacy", "pharmacy": address.removeprefix("apotheek:")}
-        return {"call": "number", "number": address}
+        return contact_of(address, row.channel_instance)
 
     async def _left(self, row: sa.Row[Any]) -> bool:
         if self._person_gone is None:
             return False
         return await self._person_gone(row.channel_kind, row.channel_instance, row.reply_handle)
 
-    def _can_reply(self, channel_kind: str) -> bool:
+    def can_reply(self, channel_kind: str) -> bool:
         return self._replying_kinds is None or channel_kind in self._replying_kinds
 
     async def claim(self, conversation_id: str, actor: Identity) -> Summary:
@@ -630,7 +629,7 @@ class Desk:
     async def reply(self, conversation_id: str, actor: Identity, text: str) -> str:
         counsellor, team = actor.account, actor.team
         row = await self._own(conversation_id, team)
-        if not self._can_reply(row.channel_kind):
+        if not self.can_reply(row.channel_kind):
             detail = "this channel carries no replies: reveal the contact (POST .../reveal) and call back"
             raise Rejected(409, "cannot_reply", detail)
         if row.status != CLAIMED or row.claimed_by != counsellor:
@@ -859,7 +858,7 @@ class Desk:
         sent = 0
         for row in rows:
             channel = config.channels.get(row.channel_instance)
-            if channel is None or not channel.auto_reply or not self._can_reply(row.channel_kind):
+            if channel is None or not channel.auto_reply or not self.can_reply(row.channel_kind):
                 continue
             async with self._store.transaction() as connection:
                 claimed = await connection.execute(
@@ -893,6 +892,19 @@ class Desk:
 
 def _taken(claimed_by: str | None) -> Rejected:
     return Rejected(409, "already_claimed", "another counsellor has this conversation", claimed_by=claimed_by)
+
+
+PHONE = re.compile(r"\+?[0-9]{8,15}")
+
+
+def contact_of(address: str, channel_instance: str) -> dict[str, str]:
+    """What a counsellor calls: a pharmacy (Masker 19 without a safe number), a phone
+    number, or the region's own system's reference for the person (http-json)."""
+    if address.startswith("apotheek:"):
+        return {"call": "pharmacy", "pharmacy": address.removeprefix("apotheek:")}
+    if PHONE.fullmatch(address):
+        return {"call": "number", "number": address}
+    return {"call": "reference", "reference": address.removeprefix(f"{channel_instance}:")}
 
 
 PREVIEW_CHARS = 80

@@ -132,6 +132,7 @@ def _summary(request: web.Request, summary: Any, now: float) -> dict[str, Any]:
     for the counsellor who has it."""
     data = asdict(summary)
     data["channel_name"] = request.app[LABELS_KEY].get(summary.channel_kind, summary.channel_kind)
+    data["can_reply"] = request.app[DESK_KEY].can_reply(summary.channel_kind)
     claimer = request.app[LIVE_KEY].current.counsellors.get(summary.claimed_by or "")
     data["claimed_by_name"] = claimer.name if claimer is not None else summary.claimed_by
     data["waiting_seconds"] = max(0, int(now - summary.waiting_since.timestamp()))
@@ -465,6 +466,7 @@ _SUMMARY = {
         "preview": {"type": "string", "description": "the start of the person's last message"},
         "channel_name": {"type": "string", "description": "the channel as people call it"},
         "claimed_by_name": {"type": ["string", "null"]},
+        "can_reply": {"type": "boolean", "description": "false: the channel carries no replies; call back"},
     },
 }
 

@@ -549,3 +549,29 @@ async def test_a_long_wait_brings_one_message_but_not_where_someone_else_may_rea
         )
         assert status == 200
         assert [(e["direction"], e["author"]) for e in seen["transcript"]] == [("in", None), ("out", None)]
+
+
+async def test_a_region_systems_contact_is_revealed_as_its_reference_not_as_a_number(desks) -> None:
+    from aiohttp import ClientSession
+
+    from adapters.http_json.cases import HTTP_JSON_CHANNEL
+    from tests.conftest import auth
+
+    tokens, a = desks["tokens"], desks["a"]
+    body = {"message_id": uuid.uuid4().hex, "sender": "dossier-7", "text": "Melding uit ons systeem"}
+    async with (
+        ClientSession() as session,
+        session.post(f"{a.base}/channels/{HTTP_JSON_CHANNEL}/webhook", json=body, headers=auth()) as r,
+    ):
+        assert r.status == 202
+    for _ in range(100):
+        found = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "http-json"]
+        if found:
+            break
+        await asyncio.sleep(0.1)
+    (item,) = found
+    assert item["can_reply"] is False
+    c = f"/api/v1/conversations/{item['conversation_id']}"
+    assert (await call(a.base, "POST", c + "/claim", tokens["anna-zob"]))[0] == 200
+    status, contact = await call(a.base, "POST", c + "/reveal", tokens["anna-zob"], {"reason": "report"})
+    assert (status, contact) == (200, {"call": "reference", "reference": "dossier-7"})

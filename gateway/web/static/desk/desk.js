@@ -792,7 +792,9 @@
       notice("");
       var text = answer.data.call === "pharmacy"
         ? "Bel de apotheek (" + answer.data.pharmacy + ")"
-        : "Bel " + answer.data.number;
+        : answer.data.call === "reference"
+          ? "Kenmerk in het systeem van de regio: " + answer.data.reference
+          : "Bel " + answer.data.number;
       state.revealed = { id: id, text: text };
       $("reveal-result").textContent = text;
     });
