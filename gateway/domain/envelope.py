@@ -145,7 +145,7 @@ def json_schema(model: type[BaseModel] = Envelope) -> dict[str, Any]:
     return schema
 
 
-if __name__ == "__main__":  # regenerate: python -m gateway.envelope [outbound] > schemas/<name>-v1.json
+if __name__ == "__main__":  # python -m gateway.domain.envelope [outbound] > schemas/<name>-v1.json
     import json
     import sys
 

@@ -155,7 +155,7 @@ def test_any_text_and_address_round_trip(text: str, provider_id: str, address: s
 
 
 def test_outbound_schema_file_is_current() -> None:
-    """Regenerate with: python -m gateway.envelope outbound > schemas/outbound-v1.json"""
+    """Regenerate with: python -m gateway.domain.envelope outbound > schemas/outbound-v1.json"""
     from gateway.domain.envelope import OutboundMessage
 
     path = SCHEMA_FILE.parent / "outbound-v1.json"

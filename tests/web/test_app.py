@@ -76,8 +76,8 @@ async def test_webhook_reply_is_json_with_the_envelope_ids(embedded_service) -> 
     for _ in range(300):  # every role in one process: the router, then the desk, take it on
         listed = await service.desk.conversations(reader)
         if listed:
-            _, entries = await service.desk.conversation(listed[0].conversation_id, reader)
-            stored = [e.message_id for e in entries]
+            conversation = await service.desk.conversation(listed[0].conversation_id, reader)
+            stored = [e.message_id for e in conversation.transcript]
             break
         await asyncio.sleep(0.01)
     assert payload["ids"] == stored
