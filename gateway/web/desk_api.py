@@ -439,6 +439,11 @@ def _error_schema() -> dict[str, Any]:
     }
 
 
+TEAM_AND_REASON = {  # a transfer's and a move's body
+    "type": "object",
+    "required": ["team", "reason"],
+    "properties": {"team": {"type": "string"}, "reason": {"type": "string"}},
+}
 _SUMMARY = {
     "type": "object",
     "required": [
@@ -633,11 +638,7 @@ OPENAPI: dict[str, Any] = {
                 200,
                 {"type": "object"},
                 conversation=True,
-                body={
-                    "type": "object",
-                    "required": ["team", "reason"],
-                    "properties": {"team": {"type": "string"}, "reason": {"type": "string"}},
-                },
+                body=TEAM_AND_REASON,
             )
         },
         "/api/v1/queue/next": {
@@ -662,11 +663,7 @@ OPENAPI: dict[str, Any] = {
                 200,
                 {"type": "object"},
                 conversation=True,
-                body={
-                    "type": "object",
-                    "required": ["team", "reason"],
-                    "properties": {"team": {"type": "string"}, "reason": {"type": "string"}},
-                },
+                body=TEAM_AND_REASON,
             )
         },
         "/api/v1/conversations/{conversation_id}/close": {
