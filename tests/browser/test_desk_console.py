@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -86,6 +87,13 @@ async def world(vhost, database_url, tmp_path: Path, example_env, pharmacy_hash)
     accounts = [
         {"id": "anna-zob", "name": "Anna", "team": "zuidoost-brabant", "password_hash": shared},
         {"id": "carla-rr", "name": "Carla", "team": "rotterdam-rijnmond", "password_hash": shared},
+        {
+            "id": "cora-zob",
+            "name": "Cora",
+            "team": "zuidoost-brabant",
+            "role": "coordinator",
+            "password_hash": shared,
+        },
         {
             "id": "petra-privacy",
             "name": "Petra",
@@ -277,14 +285,14 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
 
     row = anna.locator("#queue-rows tr")
     await expect(row).to_have_count(1, timeout=15000)  # appeared without a reload
-    await expect(row).to_contain_text("webchat")
+    await expect(row).to_contain_text("Webchat")  # the channel as people call it
     await screenshot(anna, "desk-queue")
     assert await serious_accessibility_violations(anna) == []
     await row.get_by_role("button").click()
     await expect(anna.locator("#transcript")).to_contain_text("ik durf niet naar huis")
     await anna.get_by_role("button", name="Oppakken").click()
     await expect(anna.locator("#conversation-state")).to_have_text("Opgepakt door anna-zob")
-    await anna.get_by_label("Antwoord").fill("Wat goed dat je schrijft. Ben je nu veilig?")
+    await anna.get_by_label("Antwoord", exact=True).fill("Wat goed dat je schrijft. Ben je nu veilig?")
     await anna.get_by_role("button", name="Versturen").click()
     await expect(person.locator("li.vt-theirs .vt-text")).to_have_text(
         ["Wat goed dat je schrijft. Ben je nu veilig?"], timeout=15000
@@ -296,7 +304,7 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
     # An internal note: in its own section, not among the messages, and never sent.
     await add_note(anna, NOTE)
     await expect(anna.locator("#transcript")).not_to_contain_text(NOTE)
-    await anna.get_by_label("Antwoord").fill("Ik blijf bij je.")
+    await anna.get_by_label("Antwoord", exact=True).fill("Ik blijf bij je.")
     await anna.get_by_role("button", name="Versturen").click()
     # The later reply arrived, so anything sent before it would have too.
     await expect(person.locator("li.vt-theirs .vt-text")).to_have_text(
@@ -311,7 +319,7 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
     await expect(carla.locator("#queue-empty")).to_be_visible()
 
     await anna.get_by_label("Naar team (regiocode of national)").fill("rotterdam-rijnmond")
-    await anna.get_by_label("Reden").fill("Woont in Rotterdam, vader drinkt")
+    await anna.get_by_label("Reden", exact=True).fill("Woont in Rotterdam, vader drinkt")
     await screenshot(anna, "desk-transfer")
     await anna.get_by_role("button", name="Overdragen").click()
     await expect(anna.get_by_role("heading", name="Wachtrij")).to_be_visible()
@@ -554,7 +562,7 @@ async def test_channels_without_replies_are_called_back_with_a_reason(browser: B
 
     row = anna.locator("#queue-rows tr")
     await expect(row).to_have_count(1, timeout=15000)
-    await expect(row).to_contain_text("masker19")
+    await expect(row).to_contain_text("Apotheek (Masker 19)")
     await row.get_by_role("button").click()
     await expect(anna.locator("#transcript")).to_contain_text("Apotheek De Linde")
     # No reply form on a channel that carries none; before claiming, no contact either.
@@ -587,19 +595,163 @@ async def test_channels_without_replies_are_called_back_with_a_reason(browser: B
         ) as answer,
     ):
         assert answer.status == 202, await answer.text()
-    await expect(anna.locator("#queue-rows tr", has_text="http-json")).to_have_count(1, timeout=15000)
-    await anna.locator("#queue-rows tr", has_text="http-json").get_by_role("button").click()
+    own_system = anna.locator("#queue-rows tr", has_text="Eigen systeem van de regio")
+    await expect(own_system).to_have_count(1, timeout=15000)
+    own_id = await own_system.get_attribute("data-conversation")
+    await own_system.get_by_role("button").click()
     await expect(anna.locator("#transcript")).to_contain_text("Graag contact met de melder")
     await expect(anna.locator("main")).not_to_contain_text(NUMBER)
     await anna.get_by_role("button", name="Oppakken").click()
     await expect(anna.locator("#conversation-state")).to_have_text("Opgepakt door anna-zob")
-    await anna.get_by_label("Antwoord", exact=True).fill("Wij bellen u terug.")
-    await anna.get_by_role("button", name="Versturen").click()
-    await expect(anna.get_by_role("alert")).to_have_text(
-        "Dit kanaal kan geen antwoord ontvangen: je antwoord is niet verstuurd. Bel de persoon terug."
-    )
+    # The desk says beforehand (`can_reply: false`): no reply form, the call-back instead;
+    # a reply sent anyway is refused with 409 cannot_reply.
     await expect(anna.get_by_text("Dit kanaal kan geen antwoord ontvangen: bel terug.")).to_be_visible()
     await expect(anna.get_by_label("Antwoord", exact=True)).to_be_hidden()
+    refused = await anna.evaluate(
+        """async id => {
+            const me = await (await fetch('/api/v1/me')).json();
+            const answer = await fetch('/api/v1/conversations/' + id + '/reply', {
+                method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token},
+                body: JSON.stringify({text: 'Wij bellen u terug.'})});
+            return [answer.status, (await answer.json()).error];
+        }""",
+        own_id,
+    )
+    assert refused == [409, "cannot_reply"]
     await expect(anna.locator("#transcript li.d-out")).to_have_count(0)
     await expect(anna.get_by_role("button", name="Contactgegevens tonen")).to_be_visible()
+    await context.close()
+
+
+async def test_volgende_claims_the_next_waiting_conversation_and_opens_it(browser: Browser, world) -> None:
+    base = world["front"].base
+    context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
+    anna = await context.new_page()
+    await sign_in(anna, world, "anna-zob")
+    await person_writes(browser, base, "Mijn partner dreigt de deur in te trappen")
+    row = anna.locator("#queue-rows tr")
+    await expect(row).to_have_count(1, timeout=15000)
+    conversation_id = await row.get_attribute("data-conversation")
+    await expect(row).to_contain_text("Webchat")
+    await expect(row.locator(".d-preview")).to_have_text("Mijn partner dreigt de deur in te trappen")
+    await expect(row).not_to_contain_text("buiten openingstijd")  # a Monday within opening hours
+
+    await anna.get_by_role("button", name="Volgende").click()
+    await expect(anna.get_by_role("heading", name="Gesprek via Webchat")).to_be_visible()
+    await expect(anna.get_by_role("heading", name="Gesprek via Webchat")).to_be_focused()
+    await expect(anna.locator("#conversation-state")).to_have_text("Opgepakt door anna-zob")
+    await expect(anna.locator("#transcript")).to_contain_text("de deur in te trappen")
+    assert [(c["conversation_id"], c["status"], c["claimed_by"]) for c in await queued(anna)] == [
+        (conversation_id, "claimed", "anna-zob")
+    ]
+
+    # Nothing else waits: the second "Volgende" says so, and opens nothing.
+    await anna.get_by_role("button", name="Terug naar de wachtrij").click()
+    await expect(row).to_contain_text("opgepakt door Anna")  # the counsellor's name, not the account
+    await anna.get_by_role("button", name="Volgende").click()
+    await expect(anna.get_by_role("status")).to_have_text("Er wacht niemand.")
+    await expect(anna.get_by_role("heading", name="Wachtrij")).to_be_visible()
+    await expect(anna.locator("#conversation")).to_be_hidden()
+    await context.close()
+
+
+async def test_a_standard_answer_picked_with_a_slash_is_sent(browser: Browser, world) -> None:
+    base = world["front"].base
+    context = await browser.new_context(bypass_csp=True)  # only so axe-core can be injected
+    anna = await context.new_page()
+    await sign_in(anna, world, "anna-zob")
+    person = await person_writes(browser, base, "Kan ik jullie ook bellen?")
+    await open_and_claim(anna, "anna-zob", "Kan ik jullie ook bellen?")
+
+    box = anna.get_by_label("Antwoord", exact=True)
+    answers = anna.get_by_role("listbox", name="Standaardantwoorden")
+    await expect(answers).to_be_hidden()
+    await box.press_sequentially("/")
+    await expect(answers).to_be_visible()
+    options = answers.get_by_role("option")
+    await expect(options).not_to_have_count(0)
+    await expect(options.first).to_have_attribute("aria-selected", "true")
+    await expect(options.filter(has_text="Spreekuur Eindhoven")).to_have_count(1)  # the team's own
+    await expect(options.filter(has_text="Liever bellen")).to_have_count(1)  # and the national ones
+    # The arrows move the choice; the focus stays in the reply box.
+    await box.press("ArrowDown")
+    await expect(options.nth(1)).to_have_attribute("aria-selected", "true")
+    await expect(options.first).to_have_attribute("aria-selected", "false")
+    await expect(box).to_be_focused()
+    second = await options.nth(1).get_attribute("id")
+    await expect(box).to_have_attribute("aria-activedescendant", second or "")
+    await screenshot(anna, "desk-standard-answers")
+    assert await serious_accessibility_violations(anna) == []
+    # Escape closes the list and leaves what was typed.
+    await box.press("Escape")
+    await expect(answers).to_be_hidden()
+    await expect(box).to_have_value("/")
+
+    # Searching: what follows the slash filters on title and text.
+    await box.fill("")
+    await box.press_sequentially("/liever")
+    await expect(options).to_have_count(1)
+    await expect(options).to_contain_text("Liever bellen")
+    await box.press("Enter")
+    await expect(answers).to_be_hidden()
+    text = "Je kunt ons ook gratis en anoniem bellen op 0800-2000, dag en nacht."
+    await expect(box).to_have_value(text)
+    await anna.get_by_role("button", name="Versturen").click()
+    await expect(person.locator("li.vt-theirs .vt-text")).to_have_text([text], timeout=15000)
+    reply = anna.locator("#transcript li.d-out")
+    await expect(reply).to_have_count(1)
+    await expect(reply).to_contain_text(text)
+    await expect(reply.locator(".d-delivery")).to_have_text(re.compile(r"^(in de wachtrij|verstuurd)$"))
+    await expect(box).to_have_value("")
+    await context.close()
+
+
+async def test_the_coordinators_wallboard_matches_the_queue(browser: Browser, world) -> None:
+    base = world["front"].base
+    context = await browser.new_context(bypass_csp=True, viewport={"width": 1280, "height": 800})  # axe-core
+    cora = await context.new_page()
+    await sign_in(cora, world, "cora-zob")
+    await expect(cora.locator("#who")).to_have_text("Cora · zuidoost-brabant · coördinator")
+    await person_writes(browser, base, "Mijn buurman slaat zijn kinderen")
+    await person_writes(browser, base, "Ik weet niet of dit ergens hoort")
+    rows = cora.locator("#queue-rows tr")
+    await expect(rows).to_have_count(2, timeout=15000)
+    await screenshot(cora, "desk-queue-1280")
+
+    async def waiting() -> tuple[int, int]:
+        listed = [c for c in await queued(cora) if c["status"] == "waiting"]
+        return sum(1 for c in listed if c["urgent"]), sum(1 for c in listed if not c["urgent"])
+
+    await cora.get_by_role("button", name="Wallboard").click()
+    await expect(cora.get_by_role("heading", name="Wallboard")).to_be_visible()
+    team = cora.locator('#board-rows tr[data-team="zuidoost-brabant"]')
+    await expect(team).to_have_count(1)
+    urgent, normal = await waiting()
+    assert urgent + normal == 2
+    await expect(team.locator('[data-field="waiting_urgent"]')).to_have_text(str(urgent))
+    await expect(team.locator('[data-field="waiting_normal"]')).to_have_text(str(normal))
+    await expect(team.locator('[data-field="open"]')).to_have_text("open")
+    await expect(team.locator('[data-field="counsellors"]')).to_contain_text("Cora (0)")
+    await screenshot(cora, "desk-wallboard")
+    assert await serious_accessibility_violations(cora) == []
+
+    # Live: one more person writes, and the board follows without a reload.
+    await person_writes(browser, base, "Hallo, is daar iemand?")
+    await expect(cora.locator("#board-summary")).to_contain_text("3 personen wachten", timeout=15000)
+    urgent, normal = await waiting()
+    assert urgent + normal == 3
+    await expect(team.locator('[data-field="waiting_urgent"]')).to_have_text(str(urgent))
+    await expect(team.locator('[data-field="waiting_normal"]')).to_have_text(str(normal))
+
+    # A waiting conversation moved to another (open) team, with the reason as handover note.
+    await cora.get_by_role("button", name="Wachtrij").click()
+    await cora.locator("#queue-rows tr", has_text="Hallo, is daar iemand?").get_by_role("button").click()
+    move = cora.get_by_role("group", name="Verplaatsen naar ander team")
+    await expect(move).to_be_visible()
+    await move.get_by_label("Naar welk team").select_option("national")
+    await move.get_by_label("Waarom verplaatsen").fill("Drukte in de regio")
+    await move.get_by_role("button", name="Verplaatsen").click()
+    await expect(cora.get_by_role("heading", name="Wachtrij")).to_be_visible()
+    await expect(cora.get_by_role("status")).to_have_text("Gesprek verplaatst naar national.")
+    await expect(rows).to_have_count(2)
     await context.close()

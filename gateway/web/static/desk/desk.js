@@ -7,7 +7,7 @@
  * HttpOnly session cookie; the CSRF token lives in memory only. */
 (function () {
   "use strict";
-  var SECTIONS = ["signin", "enrol", "recovery", "queue", "conversation", "sessions", "audit"];
+  var SECTIONS = ["signin", "enrol", "recovery", "queue", "conversation", "board", "sessions", "audit"];
   var ACTIONS = [
     ["sign_in", "aangemeld"],
     ["sign_in_failed", "aanmelden mislukt"],
@@ -19,6 +19,8 @@
     ["transfer", "overgedragen"],
     ["close", "gesprek afgesloten"],
     ["note", "notitie toegevoegd"],
+    ["board", "wallboard bekeken"],
+    ["move", "naar ander team verplaatst"],
     ["reveal", "contactgegevens ingezien"],
     ["export", "geëxporteerd"],
     ["admin_reload", "configuratie herladen"],
@@ -46,7 +48,9 @@
 
   var state = {
     me: null, csrf: "", open: null, events: null, pending: null, oidc: null, epoch: 0,
-    nav: 0, seq: 0, shown: 0, queueShown: 0, wrapUp: null, revealed: null, noReply: {}
+    nav: 0, seq: 0, shown: 0, queueShown: 0, wrapUp: null, revealed: null, noReply: {},
+    left: {}, outcomes: null, current: null, boardTeams: [], boardSeq: 0, boardShown: 0, boardTimer: null,
+    answers: { open: false, items: [], active: -1, seq: 0, timer: null, dismissed: false }
   };
   var $ = function (id) { return document.getElementById(id); };
 
@@ -88,11 +92,11 @@
     });
   }
 
-  var NAV = { queue: "nav-queue", conversation: "nav-queue", sessions: "nav-sessions", audit: "nav-audit" };
+  var NAV = { queue: "nav-queue", conversation: "nav-queue", board: "nav-board", sessions: "nav-sessions", audit: "nav-audit" };
 
   function show(section, focus) {
     SECTIONS.forEach(function (name) { $(name).hidden = name !== section; });
-    ["nav-queue", "nav-sessions", "nav-audit"].forEach(function (id) {
+    ["nav-queue", "nav-board", "nav-sessions", "nav-audit"].forEach(function (id) {
       if (NAV[section] === id) { $(id).setAttribute("aria-current", "page"); } else { $(id).removeAttribute("aria-current"); }
     });
     if (focus) {
@@ -214,18 +218,26 @@
   }
 
   function clearPrivate() {
-    ["queue-rows", "transcript", "notes", "sessions-rows", "audit-rows", "recovery-codes", "totp-qr"].forEach(function (id) {
+    ["queue-rows", "transcript", "notes", "sessions-rows", "audit-rows", "recovery-codes", "totp-qr", "board-rows",
+      "move-team"].forEach(function (id) {
       $(id).replaceChildren();
     });
-    ["totp-secret", "audit-summary", "who", "conversation-state", "handover", "reveal-result"].forEach(function (id) {
+    ["totp-secret", "audit-summary", "who", "conversation-state", "handover", "reveal-result", "earlier",
+      "person-left", "board-summary"].forEach(function (id) {
       $(id).textContent = "";
     });
     ["reply", "note", "transfer-team", "transfer-reason", "enrol-code", "audit-account", "audit-conversation",
-      "audit-since", "audit-until", "reveal-reason"].forEach(function (id) { $(id).value = ""; });
+      "audit-since", "audit-until", "reveal-reason", "move-reason"].forEach(function (id) { $(id).value = ""; });
+    closeAnswers();
     hideCloseForm();
     state.revealed = null;
     state.wrapUp = null;
     state.noReply = {};
+    state.left = {};
+    state.outcomes = null;
+    state.current = null;
+    state.boardTeams = [];
+    stopBoardTimer();
     $("audit-action").value = "";
   }
 
@@ -255,6 +267,7 @@
   // ---- after signing in -------------------------------------------------------
 
   function isOfficer() { return state.me && state.me.role === "privacy-officer"; }
+  function isCoordinator() { return state.me && state.me.role === "coordinator"; }
 
   function start(me) {
     state.me = me;
@@ -265,6 +278,7 @@
     var enrolling = me.second_factor === "enrol";
     $("nav-queue").hidden = enrolling || isOfficer();
     $("nav-audit").hidden = enrolling || !isOfficer();
+    $("nav-board").hidden = enrolling || !isCoordinator();
     $("nav-sessions").hidden = enrolling;
     if (enrolling) {
       closeEvents();
@@ -288,6 +302,7 @@
     state.events = source;
     source.addEventListener("changed", function (event) {
       if (!$("queue").hidden) { loadQueue(); }
+      if (!$("board").hidden) { loadBoard(); }
       if (state.open && event.data === state.open) { openConversation(state.open, true); }
     });
     source.addEventListener("signed_out", function () {
@@ -391,6 +406,7 @@
   // Every navigation (another view, another conversation) makes answers to requests
   // made before it stale; within one view, an older answer never replaces a newer one.
   function navigate() {
+    stopBoardTimer();
     state.nav += 1;
     return state.nav;
   }
@@ -412,6 +428,9 @@
     $("reveal-reason").value = "";
     $("note").value = "";
     $("reply").value = "";
+    $("move-reason").value = "";
+    state.current = null;
+    closeAnswers();
   }
 
   function loadQueue() {
@@ -425,23 +444,69 @@
       answer.data.conversations.forEach(function (c) {
         var row = document.createElement("tr");
         row.dataset.conversation = c.conversation_id;
-        cell(row, c.channel_kind);
-        cell(row, c.status === "claimed" ? "opgepakt door " + c.claimed_by : "wacht");
+        row.dataset.kind = c.channel_kind;
+        row.dataset.status = c.status;
+        if (c.acute) { row.className = "d-row-acute"; }
+        var name = channelName(c);
+        cell(row, name);
+        cell(row, c.preview ? c.preview : "", "d-preview");
+        cell(row, c.status === "claimed" ? "opgepakt door " + (c.claimed_by_name || c.claimed_by) :
+          c.status === "closed" ? "afgesloten" : "wacht");
         cell(row, minutes(c.waiting_seconds));
-        cell(row, [c.urgent ? "urgent" : "", c.after_hours ? "buiten openingstijd" : ""].filter(Boolean).join(", "),
-          c.urgent ? "d-urgent" : "");
+        var flags = cell(row, "");
+        flags.className = "d-flags";
+        if (c.acute) { flags.appendChild(flag("ACUUT", "d-flag d-flag-acute")); }
+        else if (c.urgent) { flags.appendChild(flag("urgent", "d-flag d-flag-urgent")); }
+        if (c.returned) { flags.appendChild(flag("terug in de wachtrij", "d-flag d-flag-returned")); }
+        if (c.after_hours) { flags.appendChild(flag("buiten openingstijd", "d-flag")); }
         var action = document.createElement("td");
         var button = document.createElement("button");
         button.type = "button";
         button.className = "d-secondary";
         button.textContent = "Openen";
-        button.setAttribute("aria-label", "Openen: gesprek via " + c.channel_kind + ", wacht " + minutes(c.waiting_seconds));
+        button.setAttribute("aria-label", "Openen: gesprek via " + name + (c.acute ? ", acuut" : c.urgent ? ", urgent" : "") +
+          ", wacht " + minutes(c.waiting_seconds));
         button.addEventListener("click", function () { openConversation(c.conversation_id); });
         action.appendChild(button);
         row.appendChild(action);
         rows.appendChild(row);
       });
       $("queue-empty").hidden = answer.data.conversations.length > 0;
+    });
+  }
+
+  function channelName(c) { return c.channel_name || c.channel_kind; }
+
+  function flag(text, className) {
+    var span = document.createElement("span");
+    span.className = className;
+    span.textContent = text;
+    return span;
+  }
+
+  // "Volgende": claim the team's next waiting conversation and open it.
+  function claimNext() {
+    var button = $("next");
+    var nav = state.nav;
+    button.disabled = true;
+    api("POST", "/api/v1/queue/next").then(function (answer) {
+      button.disabled = false;
+      if (nav !== state.nav) { return; }
+      if (answer.status === 200 && answer.data.conversation_id) {
+        notice("");
+        status("");
+        openConversation(answer.data.conversation_id);
+        return;
+      }
+      if (answer.status === 404 && answer.data.error === "queue_empty") {
+        notice("");
+        status("Er wacht niemand.");
+        loadQueue();
+        return;
+      }
+      status("");
+      notice(problem(answer, "Het volgende gesprek oppakken lukte niet."));
+      loadQueue();
     });
   }
 
@@ -459,6 +524,50 @@
     body.textContent = text;
     item.append(meta, body);
     return item;
+  }
+
+  var DELIVERY = { queued: "in de wachtrij", sent: "verstuurd", delivered: "afgeleverd", read: "gelezen", failed: "mislukt" };
+
+  function deliveryText(delivery) {
+    if (!delivery || !delivery.status) { return ""; }
+    var label = DELIVERY[delivery.status] || delivery.status;
+    if (delivery.status === "failed") { return label + ": " + (delivery.reason || "onbekende reden"); }
+    return label;
+  }
+
+  var LEFT = "De persoon heeft de chat verlaten: een antwoord komt niet meer aan.";
+
+  // The outcome labels of the registration, for a returning contact's last outcome.
+  function loadOutcomes() {
+    if (state.outcomes) { return Promise.resolve(state.outcomes); }
+    return api("GET", "/api/v1/wrap-up").then(function (answer) {
+      var labels = {};
+      var options = answer.status === 200 && answer.data.outcome && Array.isArray(answer.data.outcome.options)
+        ? answer.data.outcome.options : [];
+      options.forEach(function (option) { labels[option.code] = option.nl; });
+      if (answer.status === 200) { state.outcomes = labels; }
+      return labels;
+    });
+  }
+
+  function day(iso) {
+    return new Date(iso).toLocaleDateString("nl-NL", { day: "numeric", month: "long", year: "numeric", timeZone: "Europe/Amsterdam" });
+  }
+
+  function renderEarlier(c) {
+    var line = $("earlier");
+    var earlier = c.earlier || {};
+    if (!earlier.count || earlier.count < 1) { line.textContent = ""; line.hidden = true; return; }
+    var write = function (labels) {
+      if (state.open !== c.conversation_id) { return; }
+      var text = "Eerder contact: " + earlier.count + "×";
+      if (earlier.last_at) { text += " — laatste " + day(earlier.last_at); }
+      if (earlier.last_outcome) { text += ", uitkomst: " + ((labels && labels[earlier.last_outcome]) || earlier.last_outcome); }
+      line.textContent = text;
+      line.hidden = false;
+    };
+    write(state.outcomes);
+    if (!state.outcomes && earlier.last_outcome) { loadOutcomes().then(write); }
   }
 
   function cannotReply(c) {
@@ -492,7 +601,8 @@
   function renderConversation(c) {
     var mine = c.status === "claimed" && c.claimed_by === state.me.counsellor;
     var theirs = c.status === "claimed" && !mine;
-    $("conversation-title").textContent = "Gesprek via " + c.channel_kind;
+    state.current = c;
+    $("conversation-title").textContent = "Gesprek via " + channelName(c);
     $("conversation-state").textContent = c.status === "claimed" ? "Opgepakt door " + c.claimed_by :
       c.status === "closed" ? "Afgesloten" : "Wacht op een medewerker";
 
@@ -507,6 +617,10 @@
       banner.hidden = true;
     }
 
+    renderEarlier(c);
+    var left = c.person_left === true || state.left[c.conversation_id] === true;
+    $("person-left").textContent = left ? LEFT : "";
+
     $("claim").disabled = c.status !== "waiting";
     $("close").disabled = theirs || c.status === "closed";
     if ($("close").disabled) { hideCloseForm(); }
@@ -516,8 +630,18 @@
     list.replaceChildren();
     (c.transcript || []).forEach(function (entry) {
       if (entry.direction !== "in" && entry.direction !== "out") { return; }  // notes have their own place
-      var who = entry.direction === "in" ? "Persoon" : (entry.author || "Veilig Thuis");
-      list.appendChild(entryItem("d-" + entry.direction, who, entry.at, entry.text));
+      var who = entry.direction === "in" ? "Persoon" : (entry.author || "automatisch bericht");
+      var item = entryItem("d-" + entry.direction + (entry.direction === "out" && !entry.author ? " d-auto" : ""),
+        who, entry.at, entry.text);
+      var delivered = entry.direction === "out" ? deliveryText(entry.delivery) : "";
+      if (delivered) {
+        var mark = document.createElement("span");
+        mark.className = "d-delivery" + (entry.delivery.status === "failed" ? " d-delivery-failed" : "");
+        mark.dataset.status = entry.delivery.status;
+        mark.textContent = delivered;
+        item.appendChild(mark);
+      }
+      list.appendChild(item);
     });
 
     var notes = $("notes");
@@ -529,7 +653,10 @@
 
     var noReply = cannotReply(c);
     $("reply-form").hidden = noReply;
-    $("reply").disabled = !mine;
+    $("reply").disabled = !mine || left;
+    $("reply-form").querySelector('button[type="submit"]').disabled = !mine || left;
+    if ($("reply").disabled) { closeAnswers(); }
+    renderMove(c);
     $("call-back").hidden = !noReply;
     $("reveal-form").hidden = !(noReply && mine);
     $("call-back-claim").hidden = mine;
@@ -556,6 +683,13 @@
       case "broker_unavailable":
       case "store_unavailable": return "Dat lukte nu niet; er is niets gebeurd. Probeer het zo opnieuw.";
       case "not_permitted": return "Je rol staat dit niet toe.";
+      case "person_left": return LEFT;
+      case "queue_empty": return "Er wacht niemand.";
+      case "at_capacity":
+        return typeof data.limit === "number" ? "Je hebt al " + data.limit + " gesprekken; sluit er eerst een af."
+          : "Je hebt al je maximum aantal gesprekken; sluit er eerst een af.";
+      case "team_closed": return "Dat team is nu gesloten.";
+      case "not_waiting": return "Dit gesprek wacht niet meer: alleen een wachtend gesprek kan worden verplaatst.";
       default: return fallback || data.detail || "Dat lukte niet.";
     }
   }
@@ -565,6 +699,7 @@
     api("POST", "/api/v1/conversations/" + encodeURIComponent(id) + path, body).then(function (answer) {
       if (answer.status >= 400 || answer.status === 0) {
         if (answer.data.error === "cannot_reply") { state.noReply[id] = true; }
+        if (answer.data.error === "person_left") { state.left[id] = true; $("person-left").textContent = LEFT; }
         notice(problem(answer));
       } else {
         notice("");
@@ -800,6 +935,272 @@
     });
   }
 
+  // ---- standard answers in the reply box ---------------------------------------
+
+  // "/" at the start of the reply box opens the team's standard answers; what follows
+  // it searches them. The focus stays in the box: the arrows move through the list
+  // (aria-activedescendant), Enter puts the chosen answer's text in the box, Escape closes.
+  function answersQuery() {
+    var value = $("reply").value;
+    if (value.charAt(0) !== "/" || value.indexOf("\n") >= 0) { return null; }
+    return value.slice(1).trim();
+  }
+
+  function closeAnswers() {
+    var a = state.answers;
+    a.open = false;
+    a.items = [];
+    a.active = -1;
+    a.seq += 1;  // an answer still on its way is not shown
+    if (a.timer) { clearTimeout(a.timer); a.timer = null; }
+    $("answers-box").hidden = true;
+    $("answers").replaceChildren();
+    $("reply").removeAttribute("aria-activedescendant");
+    $("answers-status").textContent = "";
+  }
+
+  function replyTyped() {
+    var query = answersQuery();
+    var a = state.answers;
+    if (query === null) { a.dismissed = false; if (a.open) { closeAnswers(); } return; }
+    if (a.dismissed) { return; }
+    if (a.timer) { clearTimeout(a.timer); }
+    a.timer = setTimeout(function () { a.timer = null; searchAnswers(query); }, 150);
+  }
+
+  function searchAnswers(query) {
+    var a = state.answers;
+    var seq = ++a.seq;
+    var id = state.open;
+    var path = "/api/v1/responses?lang=nl" + (query ? "&q=" + encodeURIComponent(query) : "");
+    api("GET", path).then(function (answer) {
+      if (seq !== a.seq || state.open !== id || answersQuery() === null || a.dismissed) { return; }
+      if (answer.status !== 200) {
+        notice(problem(answer, "De standaardantwoorden konden niet worden opgehaald."));
+        return;
+      }
+      showAnswers(answer.data.answers || []);
+    });
+  }
+
+  function showAnswers(items) {
+    var a = state.answers;
+    a.open = true;
+    a.items = items;
+    a.active = items.length > 0 ? 0 : -1;
+    var list = $("answers");
+    list.replaceChildren();
+    items.forEach(function (item, index) {
+      var option = document.createElement("li");
+      option.id = "answer-" + index;
+      option.setAttribute("role", "option");
+      option.dataset.answer = item.id;
+      var title = document.createElement("span");
+      title.className = "d-answer-title";
+      title.textContent = item.title;
+      var text = document.createElement("span");
+      text.className = "d-answer-text";
+      text.textContent = item.text;
+      option.append(title, text);
+      option.addEventListener("mousedown", function (event) { event.preventDefault(); });  // keep the focus in the box
+      option.addEventListener("click", function () { chooseAnswer(index); });
+      list.appendChild(option);
+    });
+    if (items.length === 0) {
+      var none = document.createElement("li");
+      none.className = "d-answer-none";
+      none.textContent = "Geen standaardantwoord gevonden.";
+      none.setAttribute("role", "option");
+      none.setAttribute("aria-disabled", "true");
+      none.setAttribute("aria-selected", "false");
+      none.id = "answer-none";
+      list.appendChild(none);
+    }
+    $("answers-box").hidden = false;
+    markActive();
+    $("answers-status").textContent = items.length === 0 ? "Geen standaardantwoord gevonden." :
+      items.length === 1 ? "1 standaardantwoord." : items.length + " standaardantwoorden.";
+  }
+
+  function markActive() {
+    var a = state.answers;
+    $("answers").querySelectorAll('li[id^="answer-"]').forEach(function (option, index) {
+      if (option.id === "answer-none") { return; }
+      var on = index === a.active;
+      option.setAttribute("aria-selected", on ? "true" : "false");
+      option.classList.toggle("d-active", on);
+      if (on) { option.scrollIntoView({ block: "nearest" }); }
+    });
+    if (a.active >= 0) { $("reply").setAttribute("aria-activedescendant", "answer-" + a.active); }
+    else { $("reply").removeAttribute("aria-activedescendant"); }
+  }
+
+  function chooseAnswer(index) {
+    var item = state.answers.items[index];
+    if (!item) { return; }
+    closeAnswers();
+    var box = $("reply");
+    box.value = item.text;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+    status("Standaardantwoord ingevoegd: " + item.title + ". Pas het zo nodig aan en verstuur het.");
+  }
+
+  function replyKey(event) {
+    var a = state.answers;
+    if (!a.open) { return; }
+    var count = a.items.length;
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      if (count === 0) { return; }
+      a.active = event.key === "ArrowDown" ? (a.active + 1) % count : (a.active - 1 + count) % count;
+      markActive();
+    } else if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      if (a.active >= 0) { chooseAnswer(a.active); }
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      a.dismissed = true;
+      closeAnswers();
+    }
+  }
+
+  // ---- moving a waiting conversation (coordinators) ---------------------------
+
+  function renderMove(c) {
+    var form = $("move-form");
+    var can = isCoordinator() && c.status === "waiting";
+    form.hidden = !can;
+    if (!can) { return; }
+    var fill = function () {
+      var select = $("move-team");
+      var chosen = select.value;
+      var teams = state.boardTeams.map(function (t) { return t.team; });
+      if (teams.indexOf("national") < 0) { teams.push("national"); }
+      teams = teams.filter(function (team) { return team !== c.team; });
+      var open = {};
+      state.boardTeams.forEach(function (t) { open[t.team] = t.open; });
+      select.replaceChildren();
+      var first = document.createElement("option");
+      first.value = "";
+      first.textContent = "Kies een team";
+      select.appendChild(first);
+      teams.forEach(function (team) {
+        var option = document.createElement("option");
+        option.value = team;
+        option.textContent = team + (open[team] === false ? " (nu gesloten)" : "");
+        select.appendChild(option);
+      });
+      if (teams.indexOf(chosen) >= 0) { select.value = chosen; }
+    };
+    fill();
+    if (state.boardTeams.length === 0) {
+      fetchBoard().then(function (teams) {
+        if (teams && state.open === c.conversation_id) { fill(); }
+      });
+    }
+  }
+
+  function submitMove(event) {
+    event.preventDefault();
+    var id = state.open;
+    var team = $("move-team").value;
+    var reason = $("move-reason").value.trim();
+    if (!team) { notice("Kies het team waarnaar je het gesprek verplaatst."); $("move-team").focus(); return; }
+    if (!reason) { notice("Schrijf waarom je het gesprek verplaatst; het andere team ziet dit."); $("move-reason").focus(); return; }
+    var form = $("move-form");
+    busy(form, true);
+    api("POST", "/api/v1/conversations/" + encodeURIComponent(id) + "/move", { team: team, reason: reason }).then(function (answer) {
+      busy(form, false);
+      if (state.open !== id) { return; }
+      if (answer.status === 200) {
+        showQueue(true);
+        status("Gesprek verplaatst naar " + team + ".");
+        return;
+      }
+      notice(problem(answer, "Verplaatsen lukte niet."));
+      openConversation(id, true);
+    });
+  }
+
+  // ---- the wall board (coordinators) -------------------------------------------
+
+  function stopBoardTimer() {
+    if (state.boardTimer) { clearInterval(state.boardTimer); state.boardTimer = null; }
+  }
+
+  function fetchBoard() {
+    return api("GET", "/api/v1/board").then(function (answer) {
+      if (answer.status !== 200) { return null; }
+      state.boardTeams = answer.data.teams || [];
+      return state.boardTeams;
+    });
+  }
+
+  function showBoard(focus) {
+    navigate();
+    leaveConversation();
+    notice("");
+    show("board", focus);
+    loadBoard();
+    // The waits grow and counsellors come and go without a change to a conversation.
+    state.boardTimer = setInterval(function () { if (!$("board").hidden) { loadBoard(); } }, 30000);
+  }
+
+  function loadBoard() {
+    var nav = state.nav;
+    var seq = ++state.boardSeq;
+    api("GET", "/api/v1/board").then(function (answer) {
+      if (nav !== state.nav || seq < state.boardShown) { return; }
+      state.boardShown = seq;
+      if (answer.status !== 200) {
+        notice(problem(answer, "Het wallboard kon niet worden opgehaald."));
+        return;
+      }
+      var teams = answer.data.teams || [];
+      state.boardTeams = teams;
+      var rows = $("board-rows");
+      rows.replaceChildren();
+      var waiting = 0;
+      var urgent = 0;
+      teams.forEach(function (t) {
+        waiting += t.waiting_urgent + t.waiting_normal;
+        urgent += t.waiting_urgent;
+        var row = document.createElement("tr");
+        row.dataset.team = t.team;
+        var head = document.createElement("th");
+        head.scope = "row";
+        head.textContent = t.team;
+        row.appendChild(head);
+        cell(row, t.waiting_urgent, t.waiting_urgent > 0 ? "d-urgent d-num" : "d-num").dataset.field = "waiting_urgent";
+        cell(row, t.waiting_normal, "d-num").dataset.field = "waiting_normal";
+        cell(row, t.waiting_urgent + t.waiting_normal > 0 ? minutes(t.longest_wait_seconds) : "—").dataset.field = "longest_wait";
+        cell(row, t.claimed, "d-num").dataset.field = "claimed";
+        cell(row, t.held_after_hours, "d-num").dataset.field = "held_after_hours";
+        cell(row, t.returned, "d-num").dataset.field = "returned";
+        cell(row, t.open ? "open" : "gesloten", t.open ? "" : "d-closed").dataset.field = "open";
+        var people = cell(row, "");
+        people.dataset.field = "counsellors";
+        if (!t.counsellors || t.counsellors.length === 0) {
+          people.textContent = "niemand";
+        } else {
+          var list = document.createElement("ul");
+          list.className = "d-online";
+          t.counsellors.forEach(function (person) {
+            var item = document.createElement("li");
+            item.textContent = person.name + " (" + person.load + ")";
+            list.appendChild(item);
+          });
+          people.appendChild(list);
+        }
+        rows.appendChild(row);
+      });
+      $("board-summary").textContent = (waiting === 1 ? "1 persoon wacht" : waiting + " personen wachten") +
+        (urgent > 0 ? ", van wie " + urgent + " urgent" : "") + ". Bijgewerkt om " +
+        new Date().toLocaleTimeString("nl-NL", { hour: "2-digit", minute: "2-digit", timeZone: "Europe/Amsterdam" }) + ".";
+    });
+  }
+
   // ---- sessions ---------------------------------------------------------------
 
   function showSessions() {
@@ -937,6 +1338,15 @@
     });
     $("sign-out").addEventListener("click", signOut);
     $("nav-queue").addEventListener("click", function () { showQueue(true); });
+    $("nav-board").addEventListener("click", function () { showBoard(true); });
+    $("next").addEventListener("click", claimNext);
+    $("move-form").addEventListener("submit", submitMove);
+    $("reply").addEventListener("input", replyTyped);
+    $("reply").addEventListener("keydown", replyKey);
+    $("reply").addEventListener("blur", function () {
+      // A click on an option keeps the focus (mousedown is prevented); leaving the box closes the list.
+      setTimeout(function () { if (document.activeElement !== $("reply") && state.answers.open) { closeAnswers(); } }, 0);
+    });
     $("nav-sessions").addEventListener("click", showSessions);
     $("nav-audit").addEventListener("click", function () { showAudit(true); });
     $("audit-form").addEventListener("submit", function (event) { event.preventDefault(); loadAudit(); });
@@ -959,6 +1369,10 @@
       event.preventDefault();
       var text = $("reply").value.trim();
       if (!text) { notice("Typ eerst een antwoord."); return; }
+      if (answersQuery() !== null && state.answers.open) {
+        notice("Kies eerst een standaardantwoord (Enter), of sluit de lijst met Escape.");
+        return;
+      }
       act("/reply", { text: text }, function () { $("reply").value = ""; });
     });
     $("note-form").addEventListener("submit", function (event) {
