@@ -10,6 +10,8 @@ A channel kind is one folder in `adapters/` whose package registers a subclass o
   nothing is published from a rejected request.
 - `send(channel, outgoing)`: deliver a reply through the provider; returns the
   provider's message id or raises `SendFailed` (transient or permanent).
+- `media(channel, url)`: where the bytes of an attachment the person sent are (the
+  provider's hosts and credentials); the desk fetches them within its limits.
 
 A kind may also declare, each optional: pages and sockets under /channels/{id}/
 (`routes()`, and `static` files), tables of its own (`migrations`, an Alembic
@@ -32,7 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.config.models import Channel, Config, KindSettings, Region
 from gateway.domain.identity import LocalAccount, Session, SignedIn
 from gateway.domain.kinds import PageRoutes
-from gateway.domain.messages import Accepted, InboundMessage, Outgoing, SendFailed, WebhookRequest
+from gateway.domain.messages import (
+    Accepted,
+    InboundMessage,
+    MediaSource,
+    MediaUnavailable,
+    Outgoing,
+    SendFailed,
+    WebhookRequest,
+)
 
 S = TypeVar("S", bound=KindSettings)
 
@@ -154,6 +164,11 @@ class ChannelKind(Generic[S]):
         """Deliver a reply through the provider and return its message id; raise
         `SendFailed` (permanent for a 4xx, transient for 5xx, 429, timeouts, no connection)."""
         raise SendFailed("kind_cannot_send", permanent=True)
+
+    async def media(self, channel: Channel[S], url: str) -> MediaSource:
+        """Where to fetch an attachment given as `url` in the envelope: the provider's own
+        hosts only, with the credentials the provider wants; raise `MediaUnavailable`."""
+        raise MediaUnavailable("kind_keeps_no_media")
 
     async def gone(self, channel: Channel[S], address: str) -> bool:
         """Whether a reply can no longer reach the person at `address` (a chat session the

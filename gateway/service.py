@@ -28,7 +28,7 @@ from gateway.broker.embedded import EmbeddedBroker
 from gateway.config import loader
 from gateway.config.live import LiveConfig
 from gateway.config.models import Channel, Config
-from gateway.domain.messages import InboundMessage
+from gateway.domain.messages import InboundMessage, MediaSource, MediaUnavailable
 from gateway.domain.topology import Topology, build_topology
 from gateway.roles.desk import Desk
 from gateway.roles.identity import Identities
@@ -114,6 +114,20 @@ def _person_gone(
         return await kind.gone(channel, address)
 
     return gone
+
+
+def _media_sources(
+    live: LiveConfig, registered: dict[str, ChannelKind[Any]]
+) -> Callable[[str, str, str], Awaitable[MediaSource]]:
+    """Asks an attachment's channel kind where its bytes are (hosts, credentials)."""
+
+    async def source(kind_name: str, instance: str, url: str) -> MediaSource:
+        kind, channel = registered.get(kind_name), live.current.channels.get(instance)
+        if kind is None or channel is None:
+            raise MediaUnavailable("channel_gone")
+        return await kind.media(channel, url)
+
+    return source
 
 
 def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
@@ -249,6 +263,7 @@ def build_service(
                 name for name, kind in registered.items() if type(kind).send is not ChannelKind.send
             ),
             person_gone=_person_gone(live, registered, keyring),
+            media_source=_media_sources(live, registered),
             schedule_clock=clock,
         )
         if "desk" in roles

@@ -88,6 +88,26 @@ class InboundAttachment:
 
 
 @dataclass(frozen=True)
+class MediaSource:
+    """Where the bytes of an attachment a person sent can be fetched, as its channel kind
+    says: the URL, the hosts the fetch and each redirect may reach, and the credentials
+    sent to the first host only. `size` is what the provider declared, if anything."""
+
+    url: str
+    hosts: frozenset[str]
+    basic_auth: tuple[str, str] | None = None
+    size: int | None = None
+
+
+class MediaUnavailable(Exception):
+    """The kind cannot say where an attachment is (`reason`: a short code, no content)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """One message from a person, as the adapter understood it.
 

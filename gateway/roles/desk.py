@@ -34,7 +34,7 @@ from gateway.config.live import LiveConfig
 from gateway.config.models import NATIONAL
 from gateway.domain.envelope import OUTBOUND_SCHEMA_VERSION, ChannelRef, Envelope, OutboundMessage, Urgency
 from gateway.domain.identity import Identity
-from gateway.domain.messages import PublishError, Rejected
+from gateway.domain.messages import MediaSource, PublishError, Rejected
 from gateway.domain.schedules import resolve, state_at
 from gateway.domain.topology import DESK_EXCHANGE, OUTBOUND_EXCHANGE, region_queue
 from gateway.domain.wrapup import registration_from
@@ -157,7 +157,9 @@ class Desk:
         replying_kinds: frozenset[str] | None = None,
         person_gone: Callable[[str, str, str], Awaitable[bool]] | None = None,
         schedule_clock: Callable[[], datetime] | None = None,
+        media_source: Callable[[str, str, str], Awaitable[MediaSource]] | None = None,
     ) -> None:
+        self._media_source = media_source  # (kind, channel instance, attachment url)
         self._schedule_clock = schedule_clock or clock  # the schedules' clock (faked in trials)
         self._person_gone = person_gone  # (kind, channel instance, reply handle)
         self._audit = audit or AuditLog(store, clock)
