@@ -34,6 +34,7 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.request import HTTPXRequest
+from yarl import URL
 
 from adapters.base import ChannelKind
 from adapters.registry import register
@@ -43,6 +44,8 @@ from gateway.domain.messages import (
     Accepted,
     InboundAttachment,
     InboundMessage,
+    MediaSource,
+    MediaUnavailable,
     Outgoing,
     Rejected,
     Reply,
@@ -53,6 +56,7 @@ from gateway.support.keys import same_secret
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 ALLOWED_UPDATES = ("message", "edited_message")
+FILE_PREFIX = "telegram:file/"  # an attachment's URL in the envelope: the file_id, fetched via getFile
 _PERMANENT: tuple[tuple[type[TelegramError], str], ...] = (
     (ChatMigrated, "telegram-chat-migrated"),
     (BadRequest, "telegram-400"),
@@ -158,6 +162,22 @@ class TelegramBot(ChannelKind[TelegramSettings]):
             raise SendFailed("telegram-error", permanent=True) from None
         return str(sent.message_id)
 
+    async def media(self, channel: Channel[TelegramSettings], url: str) -> MediaSource:
+        """`getFile` says where the file is; it is fetched from the Bot API's own host."""
+        if not url.startswith(FILE_PREFIX):
+            raise MediaUnavailable("not_a_telegram_file")
+        try:
+            found = await self.bot(channel).get_file(url.removeprefix(FILE_PREFIX))
+        except TimedOut:
+            raise MediaUnavailable("timeout", permanent=False) from None
+        except TelegramError as exc:
+            retry = isinstance(exc, (RetryAfter, NetworkError)) and not isinstance(exc, BadRequest)
+            raise MediaUnavailable("telegram_get_file", permanent=not retry) from None
+        if not found.file_path:
+            raise MediaUnavailable("telegram_no_file_path")
+        host = (URL(channel.settings.api_base_url).host or "").lower()
+        return MediaSource(found.file_path, frozenset({host}), size=found.file_size)
+
     async def set_webhook(self, channel: Channel[TelegramSettings]) -> bool:
         url = channel.settings.public_url
         if url is None:
@@ -197,5 +217,5 @@ def _attachments(message: Any) -> tuple[InboundAttachment, ...]:
 
 def _file(media: Any, content_type: str) -> InboundAttachment:
     return InboundAttachment(
-        content_type=content_type[:255], url=f"telegram:file/{media.file_id}"[:2048], size=media.file_size
+        content_type=content_type[:255], url=f"{FILE_PREFIX}{media.file_id}"[:2048], size=media.file_size
     )

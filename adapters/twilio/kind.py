@@ -40,6 +40,7 @@ from gateway.domain.messages import (
     Accepted,
     InboundAttachment,
     InboundMessage,
+    MediaSource,
     Outgoing,
     Rejected,
     Reply,
@@ -51,6 +52,8 @@ E164 = r"^\+[1-9][0-9]{6,14}$"
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 WHATSAPP_PREFIX = "whatsapp:"
 WHATSAPP_WINDOW = timedelta(hours=24)
+# Where Twilio keeps media: the REST API's URL, which redirects to its CDN.
+MEDIA_HOSTS = ("api.twilio.com", "media.twiliocdn.com", "*.twiliocdn.com")
 DELIVERY_STATUSES = frozenset(
     {"accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read",
      "canceled", "receiving", "received", "partially_delivered"}
@@ -86,6 +89,11 @@ class TwilioSettings(KindSettings):
         default=None, pattern=r"^https?://", description="The webhook URL as Twilio calls it"
     )
     api_base_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
+    media_hosts: list[str] = Field(
+        default_factory=lambda: list(MEDIA_HOSTS),
+        description="Hosts a media URL and its redirects may reach ('*.' for subdomains), "
+        "beside api_base_url's host",
+    )
 
 
 class WhatsAppSettings(TwilioSettings):
@@ -179,6 +187,15 @@ class _Twilio(ChannelKind[T], Generic[T]):
                 continue
             media.append(InboundAttachment(content_type=content_type, url=url))
         return tuple(media)
+
+    async def media(self, channel: Channel[T], url: str) -> MediaSource:
+        """Twilio's media URL, fetched with the account's credentials (HTTP basic), from
+        Twilio's hosts only; it redirects to Twilio's CDN."""
+        settings = channel.settings
+        hosts = {h.lower() for h in settings.media_hosts}
+        hosts.add((URL(settings.api_base_url).host or "").lower())
+        secrets = channel.secrets
+        return MediaSource(url, frozenset(hosts), (secrets["account_sid"], secrets["auth_token"]))
 
     # outbound
 

@@ -367,8 +367,28 @@ class WaitNotice(_Model):
     )
 
 
+ATTACHMENT_TYPES = (
+    "image/jpeg", "image/png", "image/gif", "image/webp", "image/heic",
+    "application/pdf", "text/plain",
+    "audio/ogg", "audio/mpeg", "audio/mp4", "audio/amr", "video/mp4", "video/3gpp",
+)  # fmt: skip
+
+
+class Attachments(_Model):
+    """What the desk fetches of what a person sends: from the provider's own hosts only,
+    up to this size, of these content types; anything else is refused and shown so."""
+
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    content_types: list[Annotated[str, Field(pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]] = Field(
+        default_factory=lambda: list(ATTACHMENT_TYPES), min_length=1
+    )
+    fetch_timeout_seconds: float = Field(default=30, gt=0, le=300, description="One whole fetch")
+    attempts: int = Field(default=5, ge=1, le=20, description="Fetches of one attachment, at most")
+
+
 class DeskFile(_Model):
     wrap_up: WrapUp = Field(default_factory=WrapUp)
+    attachments: Attachments = Field(default_factory=Attachments)
     capacity: Capacity = Field(default_factory=Capacity)
     wait_notice: WaitNotice = Field(default_factory=WaitNotice)
 

@@ -100,11 +100,13 @@ class MediaSource:
 
 
 class MediaUnavailable(Exception):
-    """The kind cannot say where an attachment is (`reason`: a short code, no content)."""
+    """The kind cannot say where an attachment is (`reason`: a short code, no content);
+    `permanent` is false when asking again later may help (the provider did not answer)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, permanent: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

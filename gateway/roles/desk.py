@@ -38,6 +38,7 @@ from gateway.domain.messages import MediaSource, PublishError, Rejected
 from gateway.domain.schedules import resolve, state_at
 from gateway.domain.topology import DESK_EXCHANGE, OUTBOUND_EXCHANGE, region_queue
 from gateway.domain.wrapup import registration_from
+from gateway.roles.attachments import AttachmentBody, Attachments
 from gateway.roles.router import transfer_publish
 from gateway.store.database import Store, insert_for
 from gateway.store.identity import AuditEvent, AuditLog
@@ -178,6 +179,7 @@ class Desk:
         self._returns: asyncio.Task[None] | None = None
         # Messages arriving together share one transaction (and one commit).
         self._store_together = GroupCommit(self.store_envelopes)
+        self.attachments = Attachments(live, store, metrics, clock, media_source, self._changed)
 
     # the role
 
@@ -191,11 +193,13 @@ class Desk:
         self._retention = asyncio.create_task(self._retention_loop())
         self._gauges = asyncio.create_task(self._gauges_loop())
         self._returns = asyncio.create_task(self._returns_loop())
+        await self.attachments.start()
 
     async def close(self) -> None:
         for task in (self._retention, self._gauges, self._returns):
             if task is not None:
                 task.cancel()
+        await self.attachments.close()
 
     def listen(self, callback: Callable[[str, str], Awaitable[None] | None]) -> Callable[[], None]:
         """`callback(team, conversation_id)` after any change in this process; returns an unsubscribe."""
@@ -244,7 +248,9 @@ class Desk:
 
     async def _store_one(self, connection: AsyncConnection, envelope: Envelope, team: str) -> bool:
         at = envelope.received_at
-        attachments = orjson.dumps([a.model_dump() for a in envelope.attachments]).decode()
+        # What the console shows of an attachment; where the provider keeps it stays in
+        # desk_attachments until fetched, and is never shown.
+        attachments = orjson.dumps([{"content_type": a.content_type} for a in envelope.attachments]).decode()
         insert = insert_for(self._store.engine.dialect.name)
         new = await connection.execute(
             insert(desk_messages)
@@ -260,6 +266,7 @@ class Desk:
         )
         if new.rowcount != 1:
             return False
+        await self.attachments.record(connection, envelope)
         urgent = envelope.urgency in (Urgency.HIGH, Urgency.ACUTE)
         after_hours = bool(envelope.route and envelope.route.after_hours)
         table = desk_conversations
@@ -361,6 +368,9 @@ class Desk:
                 )
             ).all()
             earlier = await self._earlier(connection, conversation_id, row.sender)
+            attached: dict[str, list[dict[str, Any]]] = {}
+            for view in await self.attachments.of(connection, conversation_id):
+                attached.setdefault(view.message_id, []).append(view.as_json(conversation_id))
             sent_ids = [e.message_id for e in entries if e.direction == "out"]
             deliveries = {
                 d.message_id: {"status": d.status, "reason": d.reason}
@@ -377,7 +387,7 @@ class Desk:
                 e.direction,
                 e.author,
                 e.text,
-                orjson.loads(e.attachments),
+                attached.get(e.message_id) or orjson.loads(e.attachments),
                 as_utc(e.at),
                 deliveries.get(e.message_id),
             )
@@ -413,6 +423,16 @@ class Desk:
         if not rows:
             return Earlier(0, None, None)
         return Earlier(len(rows), as_utc(rows[0].closed_at), rows[0].outcome)
+
+    async def attachment(self, conversation_id: str, attachment_id: str, actor: Identity) -> AttachmentBody:
+        """One stored attachment's bytes, for a counsellor of the conversation's team."""
+        await self._own(conversation_id, actor.team)
+        body = await self.attachments.body(conversation_id, attachment_id)
+        if body is None:
+            raise Rejected(404, "unknown_attachment", "no stored attachment with this id here")
+        async with self._store.transaction() as connection:
+            await self._audit.append(connection, AuditEvent.by(actor, "read", "ok", conversation_id))
+        return body
 
     async def export(self, conversation_id: str, actor: Identity) -> Conversation:
         """For the region's case system when a chat becomes a report: only by the counsellor
@@ -781,6 +801,7 @@ class Desk:
                     sa.delete(reply_deliveries).where(reply_deliveries.c.message_id.in_(replies))
                 )
                 await connection.execute(sa.delete(messages).where(messages.c.conversation_id.in_(gone)))
+                await self.attachments.forget(connection, gone)
                 handovers = desk_handovers
                 await connection.execute(sa.delete(handovers).where(handovers.c.conversation_id.in_(gone)))
                 # The registrations stay, for the figures, but no longer point at anything.

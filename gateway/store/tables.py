@@ -64,6 +64,32 @@ desk_messages = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# What a person sent besides text: fetched from the provider's own hosts by the desk,
+# kept like the transcript and deleted with it. `source` (where the provider keeps it)
+# is emptied once the attachment is stored or refused.
+desk_attachments = sa.Table(
+    "desk_attachments",
+    metadata,
+    sa.Column("attachment_id", sa.String(32), primary_key=True),
+    sa.Column("message_id", sa.String(100), nullable=False),
+    sa.Column("conversation_id", sa.String(100), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("channel_kind", sa.String(40), nullable=False),
+    sa.Column("channel_instance", sa.String(80), nullable=False),
+    sa.Column("source", sa.Text, nullable=True),
+    sa.Column("declared_type", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),  # pending, stored, refused
+    sa.Column("reason", sa.String(40), nullable=True),
+    sa.Column("content_type", sa.String(100), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("data", sa.LargeBinary, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("desk_attachments_by_conversation", "conversation_id"),
+    sa.Index("desk_attachments_pending", "status", "next_attempt_at"),
+)
+
 # Who is signed in: only the hash of a session's secret token is kept (issue 16).
 sessions = sa.Table(
     "sessions",

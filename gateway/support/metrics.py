@@ -102,6 +102,13 @@ class Metrics:
             ["channel_kind", "status"],
             registry=r,
         )
+        self.attachments = Counter(
+            "gateway_attachments",
+            "Attachments the desk fetched from a provider, per channel kind and result "
+            "(stored, or the reason it was refused: too_large, type_not_allowed, host_not_allowed, ...)",
+            ["channel_kind", "result"],
+            registry=r,
+        )
         self.outbound_sent = Counter(
             "gateway_outbound_sent",
             "Replies the provider accepted, per channel kind and origin (auto_reply/counsellor)",

@@ -236,6 +236,34 @@ def transcript_text(conversation: Conversation) -> str:
     return "\n".join(lines) + "\n"
 
 
+ATTACHMENT_ID = re.compile(r"[0-9a-f]{32}")
+EXTENSIONS = {
+    "image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
+    "image/heic": "heic", "application/pdf": "pdf", "text/plain": "txt", "audio/ogg": "ogg",
+    "audio/mpeg": "mp3", "audio/mp4": "m4a", "audio/amr": "amr", "video/mp4": "mp4", "video/3gpp": "3gp",
+}  # fmt: skip
+
+
+async def _attachment(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """An attachment the person sent, as the desk stored it: an image whose bytes agree with
+    its type is shown in the page; anything else is only a download, never rendered."""
+    wanted = request.match_info["attachment_id"]
+    if not ATTACHMENT_ID.fullmatch(wanted):
+        raise Rejected(404, "unknown_attachment", "no stored attachment with this id here")
+    body = await desk.attachment(request.match_info["conversation_id"], wanted, who.identity)
+    headers = {
+        **NO_STORE,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+    if body.inline:
+        return web.Response(body=body.data, content_type=body.content_type, headers=headers)
+    extension = EXTENSIONS.get(body.content_type, "bin")
+    headers["Content-Disposition"] = f'attachment; filename="bijlage-{body.position + 1}.{extension}"'
+    return web.Response(body=body.data, content_type="application/octet-stream", headers=headers)
+
+
 async def _reveal(request: web.Request, who: Who, desk: Desk) -> web.Response:
     body = await read_body(request, _Reveal)
     contact = await desk.reveal(request.match_info["conversation_id"], who.identity, body.reason)
@@ -386,6 +414,7 @@ async def _audit(request: web.Request, who: Who, desk: Desk) -> web.Response:
     return answer(200, {"records": listed})
 
 
+CONVERSATION = "/api/v1/conversations/{conversation_id}"
 CONVERSATION_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("GET", "/api/v1/conversations", _list, "list", False),
@@ -399,6 +428,7 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("POST", "/api/v1/conversations/{conversation_id}/close", _close, "close", True),
     ("POST", "/api/v1/conversations/{conversation_id}/notes", _note, "note", True),
     ("GET", "/api/v1/conversations/{conversation_id}/export", _export, "export", False),
+    ("GET", f"{CONVERSATION}/attachments/{{attachment_id}}", _attachment, "read", False),
     ("POST", "/api/v1/conversations/{conversation_id}/reveal", _reveal, "reveal", True),
     ("GET", "/api/v1/wrap-up", _wrap_up, None, False),
     ("GET", "/api/v1/responses", _responses, None, False),
@@ -705,6 +735,20 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [
                     {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}},
                     {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "text"]}},
+                ],
+            }
+        },
+        "/api/v1/conversations/{conversation_id}/attachments/{attachment_id}": {
+            "get": {
+                **_operation(
+                    "An attachment the person sent, fetched from the provider by the desk (recorded)",
+                    200,
+                    {"type": "string", "format": "binary"},
+                    conversation=True,
+                ),
+                "parameters": [
+                    {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "attachment_id", "in": "path", "required": True, "schema": {"type": "string"}},
                 ],
             }
         },

@@ -535,6 +535,49 @@
     return label;
   }
 
+  // Why an attachment was not fetched, as the desk records it (gateway.support.media).
+  var REFUSED = {
+    too_large: "te groot",
+    type_not_allowed: "soort bestand niet toegestaan",
+    host_not_allowed: "niet van de server van de aanbieder",
+    kind_keeps_no_media: "dit kanaal levert geen bestanden",
+    timeout: "de aanbieder antwoordde niet op tijd",
+    connection_error: "de aanbieder was niet bereikbaar"
+  };
+
+  function sizeText(bytes) {
+    if (typeof bytes !== "number") { return ""; }
+    return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1024)) + " kB";
+  }
+
+  function attachmentItem(attachment, position) {
+    var box = document.createElement("span");
+    box.className = "d-attachment";
+    box.dataset.status = attachment.status || "";
+    var kind = attachment.content_type || "bestand";
+    if (attachment.status === "stored" && attachment.url && attachment.inline) {
+      var image = document.createElement("img");
+      image.src = attachment.url;
+      image.alt = "Afbeelding " + position + " die de persoon stuurde";
+      image.loading = "lazy";
+      box.appendChild(image);
+    } else if (attachment.status === "stored" && attachment.url) {
+      var link = document.createElement("a");
+      link.href = attachment.url;
+      link.setAttribute("download", "");
+      link.textContent = "Bijlage " + position + " downloaden (" + kind + ", " + sizeText(attachment.size) + ")";
+      box.appendChild(link);
+    } else if (attachment.status === "pending") {
+      box.textContent = "Bijlage " + position + " (" + kind + ") wordt opgehaald…";
+    } else if (attachment.status === "refused") {
+      var why = REFUSED[attachment.reason] || (attachment.reason || "onbekende reden");
+      box.textContent = "Bijlage " + position + " (" + kind + ") niet opgehaald: " + why;
+    } else {
+      box.textContent = "Bijlage " + position + " (" + kind + ")";
+    }
+    return box;
+  }
+
   var LEFT = "De persoon heeft de chat verlaten: een antwoord komt niet meer aan.";
 
   // The outcome labels of the registration, for a returning contact's last outcome.
@@ -633,6 +676,9 @@
       var who = entry.direction === "in" ? "Persoon" : (entry.author || "automatisch bericht");
       var item = entryItem("d-" + entry.direction + (entry.direction === "out" && !entry.author ? " d-auto" : ""),
         who, entry.at, entry.text);
+      (entry.attachments || []).forEach(function (attachment, n) {
+        item.appendChild(attachmentItem(attachment, n + 1));
+      });
       var delivered = entry.direction === "out" ? deliveryText(entry.delivery) : "";
       if (delivered) {
         var mark = document.createElement("span");
