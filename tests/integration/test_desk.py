@@ -18,7 +18,7 @@ from aiohttp import ClientSession, CookieJar
 from adapters.http_json.cases import HTTP_JSON_CHANNEL
 from gateway.broker.embedded import EmbeddedBroker
 from gateway.config.live import LiveConfig
-from gateway.domain.envelope import ChannelRef, Envelope, OutboundMessage, Route
+from gateway.domain.envelope import Attachment, ChannelRef, Envelope, OutboundMessage, Route
 from gateway.domain.identity import Identity
 from gateway.roles.desk import Desk
 from gateway.service import kinds, load_config, make_store, topology_for
@@ -266,6 +266,7 @@ async def test_retention_deletes_quiet_conversations(
                 id=str(uuid.uuid4()), conversation_id=f"c_{name}_{uuid.uuid4().hex[:6]}",
                 channel=ChannelRef(kind="http-json", instance=HTTP_JSON_CHANNEL), region="zuidoost-brabant",
                 received_at=now - timedelta(hours=age_hours), text=name, sender="p", reply_handle="g1.x",
+                attachments=[Attachment(content_type="image/png", url="https://files.example/1.png")],
             )  # fmt: skip
             assert (await desk.store_envelopes([(envelope, "zuidoost-brabant")]))[0]
             ids[name] = envelope.conversation_id
@@ -281,6 +282,11 @@ async def test_retention_deletes_quiet_conversations(
                 text("SELECT count(*) FROM desk_messages WHERE conversation_id = :c"), {"c": ids["old"]}
             )
             assert left.scalar() == 0, "the transcript outlived its conversation"
+            for name, expected in (("old", 0), ("recent", 1)):
+                kept = await connection.execute(
+                    text("SELECT count(*) FROM desk_attachments WHERE conversation_id = :c"), {"c": ids[name]}
+                )
+                assert kept.scalar() == expected, f"the attachments of the {name} conversation"
     finally:
         await store.close()
 
