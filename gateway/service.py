@@ -38,6 +38,7 @@ from gateway.roles.queue_monitor import watch_queue_depths
 from gateway.roles.router import Router
 from gateway.store.database import Store
 from gateway.support.clock import make_clock
+from gateway.support.fieldcrypt import FieldCipher
 from gateway.support.keys import Keyring, SealError
 from gateway.support.metrics import Metrics
 from gateway.support.settings import Settings
@@ -128,6 +129,20 @@ def _media_sources(
         return await kind.media(channel, url)
 
     return source
+
+
+def data_cipher(settings: Settings, keyring: Keyring) -> FieldCipher:
+    """GATEWAY_DATA_KEYS, or for a try-out a data key derived from GATEWAY_SECRET_KEY."""
+    if settings.data_keys is not None:
+        return FieldCipher.from_env(settings.data_keys)
+    if settings.secret_key is not None:
+        log.warning(
+            "data_key_derived",
+            detail="GATEWAY_DATA_KEYS is not set: what people write is encrypted at rest under a key "
+            "derived from GATEWAY_SECRET_KEY; give production its own data keys (docs/operations.md)",
+        )
+        return FieldCipher.derived(settings.secret_key)
+    return FieldCipher.ephemeral()
 
 
 def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
@@ -233,6 +248,7 @@ def build_service(
             "pseudonyms change and sealed reply handles become unreadable after a restart",
         )
     keyring = Keyring(settings.secret_key or Keyring.generate_secret())
+    fields = data_cipher(settings, keyring)
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
     live = LiveConfig(config, registered)
@@ -264,6 +280,7 @@ def build_service(
             ),
             person_gone=_person_gone(live, registered, keyring),
             media_source=_media_sources(live, registered),
+            fields=fields,
             schedule_clock=clock,
         )
         if "desk" in roles

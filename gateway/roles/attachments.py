@@ -29,6 +29,7 @@ from gateway.domain.envelope import Envelope
 from gateway.domain.messages import MediaSource, MediaUnavailable
 from gateway.store.database import Store, insert_for
 from gateway.store.tables import desk_attachments, desk_conversations
+from gateway.support.fieldcrypt import FieldCipher, FieldKeyError
 from gateway.support.media import MAX_REDIRECTS, MediaRefused, fetch, shown_inline
 from gateway.support.metrics import Metrics
 
@@ -89,7 +90,9 @@ class Attachments:
         clock: Callable[[], datetime],
         lookup: MediaLookup | None,
         changed: Callable[[str, str], Awaitable[None]],
+        fields: FieldCipher,
     ) -> None:
+        self._fields = fields  # the bytes are stored encrypted, like the transcript
         self._live = live
         self._store = store
         self._metrics = metrics
@@ -143,8 +146,7 @@ class Attachments:
             await connection.execute(
                 sa.select(
                     table.c.attachment_id, table.c.message_id, table.c.declared_type, table.c.content_type,
-                    table.c.status, table.c.reason, table.c.size,
-                    sa.func.substr(table.c.data, 1, 16).label("head"),
+                    table.c.status, table.c.reason, table.c.size, table.c.inline,
                 )
                 .where(table.c.conversation_id == conversation_id)
                 .order_by(table.c.message_id, table.c.position)
@@ -153,7 +155,7 @@ class Attachments:
         return [
             AttachmentView(
                 r.attachment_id, r.message_id, r.content_type or r.declared_type, r.status, r.reason,
-                r.size, r.status == STORED and shown_inline(r.content_type or "", bytes(r.head or b"")),
+                r.size, r.status == STORED and r.inline,
             )
             for r in rows
         ]  # fmt: skip
@@ -163,17 +165,24 @@ class Attachments:
         async with self._store.reading() as connection:
             row = (
                 await connection.execute(
-                    sa.select(table.c.content_type, table.c.data, table.c.position).where(
+                    sa.select(
+                        table.c.content_type, table.c.data, table.c.key_id, table.c.inline, table.c.position
+                    ).where(
                         table.c.attachment_id == attachment_id,
                         table.c.conversation_id == conversation_id,
                         table.c.status == STORED,
                     )
                 )
             ).first()
-        if row is None or row.data is None:
+        if row is None or row.data is None or row.key_id is None:
             return None
-        data = bytes(row.data)
-        return AttachmentBody(row.content_type, data, shown_inline(row.content_type, data), row.position)
+        try:
+            data = self._fields.decrypt(row.key_id, bytes(row.data), f"desk_attachments:{attachment_id}")
+        except FieldKeyError:
+            self._metrics.unreadable_fields.inc()
+            log.error("field_unreadable", table="desk_attachments")
+            return None
+        return AttachmentBody(row.content_type, data, row.inline, row.position)
 
     async def forget(self, connection: AsyncConnection, conversation_ids: Sequence[str]) -> None:
         table = desk_attachments
@@ -242,9 +251,11 @@ class Attachments:
                 content_types=frozenset(rules.content_types),
                 seconds=rules.fetch_timeout_seconds,
             )
+            key_id, sealed = self._fields.encrypt(fetched.data, f"desk_attachments:{row.attachment_id}")
             values = {
-                "status": STORED, "content_type": fetched.content_type, "data": fetched.data,
-                "size": len(fetched.data), "source": None, "reason": None,
+                "status": STORED, "content_type": fetched.content_type, "data": sealed, "key_id": key_id,
+                "inline": shown_inline(fetched.content_type, fetched.data), "size": len(fetched.data),
+                "source": None, "reason": None,
             }  # fmt: skip
         except (MediaRefused, MediaUnavailable) as exc:
             values = self._refusal(exc.reason, exc.permanent, row.attempts + 1, rules.attempts)

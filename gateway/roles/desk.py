@@ -55,6 +55,7 @@ from gateway.store.tables import (
 )
 from gateway.support.batching import GroupCommit
 from gateway.support.clock import as_utc
+from gateway.support.fieldcrypt import FieldCipher, FieldKeyError
 from gateway.support.metrics import Metrics
 
 log = structlog.get_logger("gateway.desk")
@@ -159,7 +160,11 @@ class Desk:
         person_gone: Callable[[str, str, str], Awaitable[bool]] | None = None,
         schedule_clock: Callable[[], datetime] | None = None,
         media_source: Callable[[str, str, str], Awaitable[MediaSource]] | None = None,
+        fields: FieldCipher | None = None,
     ) -> None:
+        # What people wrote is stored encrypted (GATEWAY_DATA_KEYS); without a keyring a
+        # key for this process only, so nothing is ever written in clear.
+        self._fields = fields or FieldCipher.ephemeral()
         self._media_source = media_source  # (kind, channel instance, attachment url)
         self._schedule_clock = schedule_clock or clock  # the schedules' clock (faked in trials)
         self._person_gone = person_gone  # (kind, channel instance, reply handle)
@@ -179,7 +184,7 @@ class Desk:
         self._returns: asyncio.Task[None] | None = None
         # Messages arriving together share one transaction (and one commit).
         self._store_together = GroupCommit(self.store_envelopes)
-        self.attachments = Attachments(live, store, metrics, clock, media_source, self._changed)
+        self.attachments = Attachments(live, store, metrics, clock, media_source, self._changed, self._fields)
 
     # the role
 
@@ -258,7 +263,7 @@ class Desk:
                 message_id=envelope.id,
                 conversation_id=envelope.conversation_id,
                 direction="in",
-                text=envelope.text,
+                **self._sealed(envelope.id, envelope.text),
                 attachments=attachments,
                 at=at,
             )
@@ -317,22 +322,57 @@ class Desk:
     async def conversations(self, actor: Identity, *, include_closed: bool = False) -> list[Summary]:
         """The team's conversations across all channels: urgent first, then the longest waiting."""
         table = desk_conversations
+        latest = desk_messages.alias("latest")
         last_message = (
-            sa.select(desk_messages.c.text)
-            .where(desk_messages.c.conversation_id == table.c.conversation_id)
-            .where(desk_messages.c.direction == "in")
-            .order_by(desk_messages.c.at.desc())
+            sa.select(latest.c.message_id)
+            .where(latest.c.conversation_id == table.c.conversation_id)
+            .where(latest.c.direction == "in")
+            .order_by(latest.c.at.desc())
             .limit(1)
+            .correlate(table)
             .scalar_subquery()
         )
-        query = sa.select(table, last_message.label("preview")).where(table.c.team == actor.team)
+        messages = desk_messages
+        query = (
+            sa.select(table, messages.c.message_id.label("preview_id"), messages.c.text.label("preview"),
+                      messages.c.key_id.label("preview_key"))
+            .select_from(table.outerjoin(messages, messages.c.message_id == last_message))
+            .where(table.c.team == actor.team)
+        )  # fmt: skip
         if not include_closed:
             query = query.where(table.c.status != CLOSED)
         query = query.order_by(table.c.acute.desc(), table.c.urgent.desc(), table.c.waiting_since.asc())
         async with self._store.transaction() as connection:
             rows = (await connection.execute(query)).all()
             await self._audit.append(connection, AuditEvent.by(actor, "list"))
-        return [_summary(row, preview=row.preview or "") for row in rows]
+        return [_summary(row, preview=self._preview(row)) for row in rows]
+
+    def _sealed(self, message_id: str, text: str) -> dict[str, str]:
+        """A transcript line's text as stored: encrypted, bound to its row."""
+        key_id, stored = self._fields.encrypt_text(text, f"desk_messages:{message_id}")
+        return {"text": stored, "key_id": key_id}
+
+    def _opened(self, message_id: str, key_id: str | None, stored: str) -> str:
+        try:
+            return self._fields.decrypt_text(key_id, stored, f"desk_messages:{message_id}")
+        except FieldKeyError:
+            self._metrics.unreadable_fields.inc()
+            log.error("field_unreadable", table="desk_messages")
+            return UNREADABLE
+
+    def _opened_note(self, handover: sa.Row[Any]) -> str:
+        try:
+            context = f"desk_handovers:{handover.handover_id}"
+            return self._fields.decrypt_text(handover.key_id, handover.note, context)
+        except FieldKeyError:
+            self._metrics.unreadable_fields.inc()
+            log.error("field_unreadable", table="desk_handovers")
+            return UNREADABLE
+
+    def _preview(self, row: sa.Row[Any]) -> str:
+        if row.preview_id is None:
+            return ""
+        return self._opened(row.preview_id, row.preview_key, row.preview)
 
     async def _own(self, conversation_id: str, team: str, *, any_team: bool = False) -> sa.Row[Any]:
         """The conversation, if it is `team`'s (`any_team`: a national coordinator's view)."""
@@ -386,7 +426,7 @@ class Desk:
                 e.message_id,
                 e.direction,
                 e.author,
-                e.text,
+                self._opened(e.message_id, e.key_id, e.text),
                 attached.get(e.message_id) or orjson.loads(e.attachments),
                 as_utc(e.at),
                 deliveries.get(e.message_id),
@@ -397,7 +437,10 @@ class Desk:
             summary=_summary(row),
             transcript=[e for e in listed if e.direction != "note"],
             notes=[e for e in listed if e.direction == "note"],
-            handovers=[Handover(h.from_team, h.to_team, h.author, h.note, as_utc(h.at)) for h in handovers],
+            handovers=[
+                Handover(h.from_team, h.to_team, h.author, self._opened_note(h), as_utc(h.at))
+                for h in handovers
+            ],
             earlier=earlier,
             person_left=await self._left(row),
         )
@@ -450,7 +493,7 @@ class Desk:
             await connection.execute(
                 sa.insert(desk_messages).values(
                     message_id=note_id, conversation_id=conversation_id, direction="note",
-                    author=actor.account, text=text, attachments="[]", at=self._clock(),
+                    author=actor.account, **self._sealed(note_id, text), attachments="[]", at=self._clock(),
                 )
             )  # fmt: skip
             await self._audit.append(connection, AuditEvent.by(actor, "note", "ok", conversation_id))
@@ -668,7 +711,7 @@ class Desk:
                     conversation_id=conversation_id,
                     direction="out",
                     author=counsellor,
-                    text=text,
+                    **self._sealed(reply.id, text),
                     attachments="[]",
                     at=now,
                 )
@@ -734,10 +777,12 @@ class Desk:
                 .where(table.c.conversation_id == conversation_id, table.c.team == team)
                 .values(team=to_team, status=WAITING, claimed_by=None, waiting_since=self._clock())
             )
+            handover_id = str(uuid.uuid4())
+            key_id, note = self._fields.encrypt_text(reason, f"desk_handovers:{handover_id}")
             await connection.execute(
                 sa.insert(desk_handovers).values(
-                    handover_id=str(uuid.uuid4()), conversation_id=conversation_id, from_team=team,
-                    to_team=to_team, author=counsellor, note=reason, at=self._clock(),
+                    handover_id=handover_id, conversation_id=conversation_id, from_team=team,
+                    to_team=to_team, author=counsellor, note=note, key_id=key_id, at=self._clock(),
                 )
             )  # fmt: skip
             await self._audit.append(connection, AuditEvent.by(actor, action, "ok", conversation_id))
@@ -776,10 +821,12 @@ class Desk:
                 )
             )  # fmt: skip
             if registration.note:
+                note_id = str(uuid.uuid4())
                 await connection.execute(
                     sa.insert(desk_messages).values(
-                        message_id=str(uuid.uuid4()), conversation_id=conversation_id, direction="note",
-                        author=counsellor, text=registration.note, attachments="[]", at=now,
+                        message_id=note_id, conversation_id=conversation_id, direction="note",
+                        author=counsellor, **self._sealed(note_id, registration.note), attachments="[]",
+                        at=now,
                     )
                 )  # fmt: skip
             await self._audit.append(connection, AuditEvent.by(actor, "close", "ok", conversation_id))
@@ -896,7 +943,7 @@ class Desk:
                 await connection.execute(  # the counsellor sees what the person was told
                     sa.insert(desk_messages).values(
                         message_id=message.id, conversation_id=row.conversation_id, direction="out",
-                        author=None, text=text, attachments="[]", at=now,
+                        author=None, **self._sealed(message.id, text), attachments="[]", at=now,
                     )
                 )  # fmt: skip
                 await self._publish_outbound(row, message)
@@ -931,6 +978,7 @@ def contact_of(address: str, channel_instance: str) -> dict[str, str]:
 
 
 PREVIEW_CHARS = 80
+UNREADABLE = "[niet te lezen: de sleutel ontbreekt]"  # a value whose data key is not in the keyring
 
 
 def _summary(row: sa.Row[Any], preview: str = "") -> Summary:

@@ -59,7 +59,8 @@ desk_messages = sa.Table(
     sa.Column("conversation_id", sa.String(100), nullable=False),
     sa.Column("direction", sa.String(8), nullable=False),
     sa.Column("author", sa.String(80), nullable=True),
-    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),  # encrypted (gateway.support.fieldcrypt)
+    sa.Column("key_id", sa.String(16), nullable=True),  # empty: written before encryption
     sa.Column("attachments", sa.Text, nullable=False, server_default="[]"),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -82,7 +83,9 @@ desk_attachments = sa.Table(
     sa.Column("reason", sa.String(40), nullable=True),
     sa.Column("content_type", sa.String(100), nullable=True),
     sa.Column("size", sa.BigInteger, nullable=True),
-    sa.Column("data", sa.LargeBinary, nullable=True),
+    sa.Column("data", sa.LargeBinary, nullable=True),  # encrypted
+    sa.Column("key_id", sa.String(16), nullable=True),
+    sa.Column("inline", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -176,7 +179,8 @@ desk_handovers = sa.Table(
     sa.Column("from_team", sa.String(80), nullable=False),
     sa.Column("to_team", sa.String(80), nullable=False),
     sa.Column("author", sa.String(200), nullable=False),
-    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),  # encrypted
+    sa.Column("key_id", sa.String(16), nullable=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 # What became of a counsellor's reply (the desk shows it beside the message).

@@ -102,6 +102,12 @@ class Metrics:
             ["channel_kind", "status"],
             registry=r,
         )
+        self.unreadable_fields = Counter(
+            "gateway_unreadable_fields",
+            "Stored values that did not open: their data key is not in GATEWAY_DATA_KEYS, "
+            "or they were altered",
+            registry=r,
+        )
         self.attachments = Counter(
             "gateway_attachments",
             "Attachments the desk fetched from a provider, per channel kind and result "

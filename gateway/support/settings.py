@@ -21,6 +21,7 @@ class Settings:
     demo_accounts: bool = False
     declare_topology: bool = True
     desk_teams: tuple[str, ...] = ()
+    data_keys: str | None = None  # GATEWAY_DATA_KEYS: the keyring for what people wrote, at rest
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -41,6 +42,7 @@ class Settings:
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             demo_accounts=env.get("GATEWAY_DEMO_ACCOUNTS", "").lower() in ("1", "true", "yes"),
             declare_topology=env.get("GATEWAY_DECLARE_TOPOLOGY", "1").lower() not in ("0", "false", "no"),
+            data_keys=env.get("GATEWAY_DATA_KEYS") or None,
             desk_teams=tuple(t.strip() for t in env.get("GATEWAY_DESK_TEAMS", "").split(",") if t.strip()),
             fake_time=fake_time,
             amqp_url=env.get("GATEWAY_AMQP_URL") or None,
