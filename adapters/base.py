@@ -43,6 +43,7 @@ from gateway.domain.messages import (
     SendFailed,
     WebhookRequest,
 )
+from gateway.support.fieldcrypt import EncryptedColumn
 
 S = TypeVar("S", bound=KindSettings)
 
@@ -151,6 +152,9 @@ class ChannelKind(Generic[S]):
     static: ClassVar[Path | None] = None
     sensitive_log_keys: ClassVar[frozenset[str]] = frozenset()  # log keys redacted beside the core's
     quiet_loggers: ClassVar[tuple[str, ...]] = ()  # its SDK's loggers: kept to warnings
+    # Columns of its own tables that hold what people wrote, encrypted with the data keys
+    # (`Host.fields`); `gateway data rotate` re-encrypts them with the core's.
+    encrypted_columns: ClassVar[tuple[EncryptedColumn, ...]] = ()
 
     def verify(self, channel: Channel[S], request: WebhookRequest) -> None:
         """Raise `Rejected` unless the request really comes from the provider."""

@@ -280,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     rabbit.add_argument("--config", help="configuration directory")
     rabbit.set_defaults(func=_rabbitmq_definitions)
 
+    data = commands.add_parser("data", help="what people wrote, encrypted at rest (GATEWAY_DATA_KEYS)")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    rotate = data_commands.add_parser(
+        "rotate", help="re-encrypt stored values under the newest data key, in batches, service running"
+    )
+    rotate.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
+    rotate.add_argument("--pause", type=float, default=0.05, help="seconds between batches (default 0.05)")
+    rotate.add_argument("--json", action="store_true", help="print the counts as JSON")
+    rotate.set_defaults(func=_data_rotate)
+    new_key = data_commands.add_parser("new-key", help="print a new entry (id:key) for GATEWAY_DATA_KEYS")
+    new_key.add_argument("id", help="the key's id: 1-16 of a-z, 0-9 and - (for example 2026-12)")
+    new_key.set_defaults(func=_data_new_key)
     audit = commands.add_parser("audit", help="the access log (NEN 7513)")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -291,6 +303,56 @@ def build_parser() -> argparse.ArgumentParser:
     for kind in kinds().values():  # a kind's own subcommands (`gateway telegram set-webhook`)
         kind.add_commands(commands)
     return parser
+
+
+def _data_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-encrypt under the newest data key; exit 0 when nothing is left under older
+    keys, 1 when values did not open (their key is not in GATEWAY_DATA_KEYS)."""
+    if settings.database_url is None or settings.data_keys is None:
+        print("gateway: set GATEWAY_DATABASE_URL and GATEWAY_DATA_KEYS (newest key first)", file=sys.stderr)
+        return 2
+    from adapters.registry import kinds
+    from gateway.service import make_store
+    from gateway.store.rotation import CORE_COLUMNS, rotate
+    from gateway.support.fieldcrypt import FieldCipher
+
+    try:
+        cipher = FieldCipher.from_env(settings.data_keys)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    columns = CORE_COLUMNS + tuple(c for kind in kinds().values() for c in kind.encrypted_columns)
+
+    async def run() -> Any:
+        store = make_store(settings.database_url)
+        try:
+            await store.start()
+            return await rotate(store, cipher, columns, batch=args.batch, pause=args.pause)
+        finally:
+            await store.close()
+
+    result = asyncio.run(run())
+    summary = {"newest": result.newest, "rotated": result.rotated, "unreadable": result.unreadable,
+               "left_locked": result.skipped_locked}  # fmt: skip
+    if args.json:
+        print(orjson.dumps(summary).decode())
+    else:
+        for table, count in result.rotated.items():
+            unreadable, locked = result.unreadable[table], result.skipped_locked[table]
+            print(f"{table}: {count} re-encrypted under {result.newest}, {unreadable} unreadable, "
+                  f"{locked} in use (run again)")  # fmt: skip
+    return 1 if any(result.unreadable.values()) else 0
+
+
+def _data_new_key(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.support.fieldcrypt import generate_key
+
+    try:
+        print(generate_key(args.id))
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

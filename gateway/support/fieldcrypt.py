@@ -18,6 +18,7 @@ import binascii
 import os
 import re
 import secrets
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -29,12 +30,28 @@ NONCE_BYTES = 12
 DERIVED_KEY_ID = "derived"
 
 
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """One column encrypted at rest: its table, the row id that is part of the associated
+    data (`<table>:<id>`), and the column beside it naming the key. `binary`: the value
+    is bytes (an attachment), else base64 text."""
+
+    table: str
+    id_column: str
+    value_column: str
+    key_column: str = "key_id"
+    binary: bool = False
+
+    def context(self, row_id: str) -> str:
+        return f"{self.table}:{row_id}"
+
+
 class FieldKeyError(Exception):
     """A value that does not open: its key is not in the keyring, or it was altered."""
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
 def parse_keys(value: str) -> list[tuple[str, bytes]]:
