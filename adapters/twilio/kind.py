@@ -3,8 +3,8 @@
 Inbound: Twilio POSTs a form to /channels/{id}/webhook, signed in
 `X-Twilio-Signature` over the URL it called and the form fields. The signature
 is checked with twilio's own `RequestValidator` against the channel's
-`public_url` (the service sits behind a proxy), or the URL as received when none
-is configured. The answer is TwiML: empty, or the channel's `texts.immediate_reply`.
+`public_url` (required: the service sits behind a proxy, and the Host header is the
+client's choice). The answer is TwiML: empty, or the channel's `texts.immediate_reply`.
 A form carrying `MessageStatus` is a delivery status callback: counted, never
 published.
 
@@ -85,8 +85,10 @@ class TwilioSettings(KindSettings):
     account_sid: SecretRef
     auth_token: SecretRef
     number: str = Field(pattern=E164, description="The channel's own number, E.164 (+31...)")
-    public_url: str | None = Field(
-        default=None, pattern=r"^https?://", description="The webhook URL as Twilio calls it"
+    public_url: str = Field(
+        pattern=r"^https?://",
+        description="The webhook URL exactly as Twilio calls it: the signature covers it, so without it "
+        "the gateway would check the signature against a host the client chose",
     )
     api_base_url: str = Field(default="https://api.twilio.com", pattern=r"^https?://")
     media_hosts: list[str] = Field(
@@ -129,8 +131,6 @@ class _Twilio(ChannelKind[T], Generic[T]):
     @staticmethod
     def _signed_url(channel: Channel[T], request: WebhookRequest) -> str:
         public = channel.settings.public_url
-        if public is None:
-            return request.url
         received = URL(request.url)
         if received.raw_query_string and "?" not in public:
             return f"{public}?{received.raw_query_string}"

@@ -223,6 +223,12 @@ BROKEN = [
         "answers[0].text",
     ),
     (
+        "a Twilio channel without its public url (the signature covers it)",
+        _edit_yaml("channels/sms-zuidoost-brabant.yaml", lambda d: d["settings"].pop("public_url")),
+        "channels/sms-zuidoost-brabant.yaml",
+        "settings.public_url",
+    ),
+    (
         "standard answers of an unknown team",
         _write("responses/atlantis.yaml", "team: atlantis\nanswers: []\n"),
         "responses/atlantis.yaml",
