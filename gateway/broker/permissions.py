@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from gateway.config.models import Config
+from gateway.domain.topology import parking_policy
 
 OWN_QUEUES = r"amq\.gen-.*"
 
@@ -91,4 +92,5 @@ def definitions(
         ],
         "vhosts": [{"name": vhost}],
         "permissions": [{"user": user, "vhost": vhost, **rights} for user, rights in permissions.items()],
+        "policies": [parking_policy(vhost, config.service.desk.retention_hours)],
     }

@@ -22,7 +22,10 @@ messages stay in one queue whose single active consumer keeps their order.
 Urgent and normal messages of a region sit in two queues because quorum queues
 have no priorities on RabbitMQ 3.10/3.11: consumers drain `.urgent` first.
 Every work queue dead-letters to `gw.dead` (at-least-once) after `delivery_limit`
-failed deliveries, so a poison message is parked, not lost and not looping.
+failed deliveries, so a poison message is parked, not lost and not looping. What is
+parked holds whole messages, so it expires no later than the desk's retention: by a
+broker policy (`parking_policy`), since a quorum queue's arguments cannot change in
+place.
 """
 
 from __future__ import annotations
@@ -40,6 +43,20 @@ DESK_EXCHANGE = "gw.desk"
 OUTBOUND_QUEUE = "gw.outbound"
 DEAD_QUEUE = "gw.dead"
 UNROUTABLE_QUEUE = "gw.unroutable"
+PARKING_POLICY = "gw-parked-messages-expire"
+
+
+def parking_policy(vhost: str, retention_hours: float) -> dict[str, Any]:
+    """The policy that lets what is parked in gw.dead and gw.unroutable expire after the
+    desk's retention (RabbitMQ definitions format; `rabbitmqctl set_policy` takes the same)."""
+    return {
+        "vhost": vhost,
+        "name": PARKING_POLICY,
+        "pattern": r"^gw\.(dead|unroutable)$",
+        "apply-to": "queues",
+        "definition": {"message-ttl": int(retention_hours * 3600 * 1000)},
+        "priority": 10,
+    }
 PRIORITIES = ("urgent", "normal")
 
 ExchangeType = Literal["direct", "topic", "fanout"]
