@@ -28,6 +28,7 @@ Action = Literal[
     "note",
     "board",
     "move",
+    "answers_edit",
     "reveal",
     "export",
     "admin_reload",
@@ -46,8 +47,9 @@ CONVERSATION_WORK: frozenset[Action] = frozenset(
 )
 PERMITTED: Mapping[Role, frozenset[Action]] = {
     "counsellor": CONVERSATION_WORK,
-    # The wall board and moving waiting conversations to another open team (an overflow).
-    "coordinator": CONVERSATION_WORK | {"board", "move"},
+    # The wall board, moving waiting conversations to another open team (an overflow),
+    # and adding, editing and removing the team's standard answers in the console.
+    "coordinator": CONVERSATION_WORK | {"board", "move", "answers_edit"},
     # Least privilege: the privacy officer audits who read what, and reads no transcript.
     "privacy-officer": frozenset({"audit_read"}),
 }

@@ -192,3 +192,20 @@ reply_deliveries = sa.Table(
     sa.Column("reason", sa.String(60), nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+# A team's standard answers as its coordinator made or changed them in the console (the
+# configuration directory is read-only in deployment): beside the team's file answers
+# (config/responses/<team>.yaml), in place of a file answer with the same id, and with
+# `removed` a file answer hidden. Every desk process reads it at each request.
+desk_answers = sa.Table(
+    "desk_answers",
+    metadata,
+    sa.Column("team", sa.String(80), primary_key=True),
+    sa.Column("answer_id", sa.String(80), primary_key=True),
+    sa.Column("removed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("title_nl", sa.Text, nullable=True),
+    sa.Column("title_en", sa.Text, nullable=True),
+    sa.Column("text_nl", sa.Text, nullable=True),
+    sa.Column("text_en", sa.Text, nullable=True),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+)
