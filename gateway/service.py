@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from gateway.roles.outbound import Outbound
 from gateway.roles.queue_monitor import watch_queue_depths
 from gateway.roles.router import Router
 from gateway.store.database import Store
+from gateway.store.queue import queue_places
 from gateway.support.clock import make_clock
 from gateway.support.fieldcrypt import FieldCipher
 from gateway.support.keys import Keyring, SealError
@@ -202,6 +203,18 @@ class KindHost:
 
     async def subscribe(self, exchange: str, handler: Callable[[bytes], Awaitable[None]]) -> None:
         await self.broker.subscribe(exchange, handler)
+
+    async def queue_places(self, channel_instance: str, conversation_keys: Collection[str]) -> dict[str, int]:
+        ids = {conversation_id_for(self.keyring, channel_instance, key): key for key in conversation_keys}
+        async with self.store.reading() as connection:
+            places = await queue_places(connection, ids)
+        return {ids[conversation_id]: place for conversation_id, place in places.items()}
+
+
+def conversation_id_for(keyring: Keyring, channel_instance: str, conversation_key: str) -> str:
+    """The envelope's conversation id for a key on a channel, as `build_envelope` names it
+    (tests/integration/test_queue_places.py holds the two together)."""
+    return keyring.pseudonym(f"{channel_instance}\x1f{conversation_key}", prefix="c_")
 
 
 @dataclass

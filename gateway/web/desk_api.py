@@ -15,24 +15,25 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.config.live import LiveConfig
-from gateway.config.models import NATIONAL
-from gateway.domain.answers import answers_for
+from gateway.config.models import ANSWER_PLACEHOLDERS, CODE_PATTERN, NATIONAL, StandardAnswer
+from gateway.domain.answers import TeamAnswer, answers_for, placeholder_values, team_name, teams
 from gateway.domain.envelope import MAX_TEXT_CHARS
 from gateway.domain.identity import ACTIONS, Action, permitted
 from gateway.domain.messages import PublishError, Rejected, decode_json
+from gateway.roles.answers import ConsoleAnswers
 from gateway.roles.desk import Conversation, Desk
 from gateway.roles.identity import Identities
 from gateway.store.identity import AuditEvent, AuditQuery
 from gateway.support.keys import Keyring
-from gateway.web.app import LIVE_KEY
+from gateway.web.app import LIVE_KEY, STORE_KEY
 from gateway.web.desk_auth import (
     AUTH_KEY,
     COOKIE,
@@ -50,6 +51,7 @@ log = structlog.get_logger("gateway.desk_api")
 
 DESK_KEY = web.AppKey("desk", Desk)
 LABELS_KEY: web.AppKey[dict[str, str]] = web.AppKey("channel_labels")
+ANSWERS_KEY = web.AppKey("console_answers", ConsoleAnswers)
 KEEP_ALIVE_SECONDS = 15.0
 AUDIT_LIMIT = 1000
 
@@ -67,6 +69,20 @@ class _Note(BaseModel):
 class _Reveal(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: Literal["call_back", "report", "other"] = Field(description="Why the contact is needed")
+
+
+ANSWER_TITLE_CHARS = 100
+_Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=ANSWER_TITLE_CHARS)]
+_Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class _AnswerBody(BaseModel):
+    """A standard answer as the console sends it; the id is the path's. Beyond this shape
+    it is checked as a file answer is (`StandardAnswer`): Dutch required, the placeholders."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: dict[Literal["nl", "en"], _Title]
+    text: dict[Literal["nl", "en"], _Text]
 
 
 class _Transfer(BaseModel):
@@ -271,19 +287,111 @@ async def _reveal(request: web.Request, who: Who, desk: Desk) -> web.Response:
 
 
 async def _responses(request: web.Request, who: Who, desk: Desk) -> web.Response:
-    """Standard answers for the reply box (`config/responses/`): the team's and the national
-    ones, filled in; `q` filters on title and text, `lang` is nl (default) or en."""
+    """Standard answers for the reply box (`config/responses/` with the console's changes):
+    the team's and the national ones, filled in; `q` filters on title and text, `lang` is
+    nl (default) or en."""
     if not permitted(who.identity.role, "reply"):
         raise Rejected(403, "not_permitted", "your role does not allow this")
     language = request.query.get("lang", "nl")
     if language not in ("nl", "en"):
         raise Rejected(422, "invalid_request", "lang is nl or en")
     team = who.identity.team
-    found = answers_for(request.app[LIVE_KEY].current, team, language, desk.next_open(team))
+    edits = await request.app[ANSWERS_KEY].edits({team, NATIONAL})
+    found = answers_for(request.app[LIVE_KEY].current, team, language, desk.next_open(team), edits)
     query = request.query.get("q", "").strip().casefold()[:100]
     if query:
         found = [a for a in found if query in a.title.casefold() or query in a.text.casefold()]
     return answer(200, {"answers": [asdict(a) for a in found]})
+
+
+ANSWER_ID = re.compile(CODE_PATTERN)
+PER_LANGUAGE = re.compile(r"^(nl|en): (.*)$", re.DOTALL)
+
+
+def _managed(request: web.Request, entry: TeamAnswer) -> dict[str, Any]:
+    changer = request.app[LIVE_KEY].current.counsellors.get(entry.changed_by or "")
+    return {
+        "id": entry.answer.id,
+        "title": dict(entry.answer.title),
+        "text": dict(entry.answer.text),
+        "source": entry.source,
+        "in_file": entry.in_file,
+        "removed": entry.removed,
+        "changed_by": entry.changed_by,
+        "changed_by_name": changer.name if changer is not None else entry.changed_by,
+        "changed_at": entry.changed_at.isoformat() if entry.changed_at is not None else None,
+    }
+
+
+async def _manage_answers(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """The coordinator's own team's answers (national's for the national coordinator), as
+    they manage them: from the file or the console, removed ones too."""
+    if not permitted(who.identity.role, "answers_edit"):
+        raise Rejected(403, "not_permitted", "your role does not allow this")
+    team, config = who.identity.team, request.app[LIVE_KEY].current
+    listed = await request.app[ANSWERS_KEY].of_team(team)
+    return answer(
+        200,
+        {
+            "team": team,
+            "team_name": team_name(config, team),
+            "placeholders": list(ANSWER_PLACEHOLDERS),
+            "values": placeholder_values(config, team, "nl", desk.next_open(team)),
+            "answers": [_managed(request, entry) for entry in listed],
+        },
+    )
+
+
+def _standard_answer(answer_id: str, body: _AnswerBody) -> StandardAnswer:
+    """The answer checked exactly as a file answer is; its problems named per field and
+    language (`text.en`), as the console shows them beside the fields."""
+    try:
+        return StandardAnswer.model_validate({"id": answer_id, "title": body.title, "text": body.text})
+    except ValidationError as exc:
+        fields = []
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(p) for p in error["loc"]) or "body"
+            problem = error["msg"].removeprefix("Value error, ")
+            language = PER_LANGUAGE.match(problem)
+            if where in ("title", "text") and language is not None:
+                where, problem = f"{where}.{language[1]}", language[2]
+            elif where in ("title", "text") and "(nl)" in problem:
+                where = f"{where}.nl"
+            fields.append((where, problem))
+        raise Rejected(422, "invalid_request", "the answer is not valid", tuple(fields)) from None
+
+
+def _answer_id(request: web.Request) -> str:
+    answer_id = request.match_info["answer_id"]
+    if len(answer_id) > 80 or not ANSWER_ID.fullmatch(answer_id):
+        raise Rejected(404, "unknown_answer", "the team has no answer with this id")
+    return answer_id
+
+
+async def _save_answer(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    body = await read_body(request, _AnswerBody)
+    standard = _standard_answer(request.match_info["answer_id"], body)
+    answers = request.app[ANSWERS_KEY]
+    change = await answers.save(who.identity, standard)
+    saved = next(e for e in await answers.of_team(who.identity.team) if e.answer.id == standard.id)
+    return answer(200, {"status": change, "answer": _managed(request, saved)})
+
+
+async def _remove_answer(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    await request.app[ANSWERS_KEY].remove(who.identity, _answer_id(request))
+    return web.Response(status=204, headers=NO_STORE)
+
+
+async def _restore_answer(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    await request.app[ANSWERS_KEY].restore(who.identity, _answer_id(request))
+    return web.Response(status=204, headers=NO_STORE)
+
+
+async def _teams(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """Every team a conversation can go to, by the names people read: the national team,
+    then the regions by name."""
+    listed = teams(request.app[LIVE_KEY].current)
+    return answer(200, {"teams": [{"code": code, "name": name} for code, name in listed]})
 
 
 async def _wrap_up(request: web.Request, who: Who, desk: Desk) -> web.Response:
@@ -432,6 +540,11 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("POST", "/api/v1/conversations/{conversation_id}/reveal", _reveal, "reveal", True),
     ("GET", "/api/v1/wrap-up", _wrap_up, None, False),
     ("GET", "/api/v1/responses", _responses, None, False),
+    ("GET", "/api/v1/responses/manage", _manage_answers, None, False),
+    ("PUT", "/api/v1/responses/{answer_id}", _save_answer, "answers_edit", True),
+    ("DELETE", "/api/v1/responses/{answer_id}", _remove_answer, "answers_edit", True),
+    ("POST", "/api/v1/responses/{answer_id}/restore", _restore_answer, "answers_edit", True),
+    ("GET", "/api/v1/teams", _teams, None, False),
     ("GET", "/api/v1/events", _events, None, False),
     ("GET", "/api/v1/audit", _audit, "audit_read", False),
 ]
@@ -452,6 +565,10 @@ def add_routes(
 ) -> None:
     app[DESK_KEY] = desk
     app[LABELS_KEY] = channel_labels or {}
+    store = app[STORE_KEY]
+    if store is None:
+        raise ValueError("the desk's API needs the store (create_app(store=...))")
+    app[ANSWERS_KEY] = ConsoleAnswers(store, identities.audit, live)
     add_auth_routes(app, live, identities, keyring, demo_accounts)
     app.router.add_get("/desk", _to_console)
     app.router.add_get("/desk/", console)
@@ -526,6 +643,39 @@ def _operation(summary: str, ok: int, ok_schema: dict[str, Any], *, body: dict[s
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
         operation["responses"]["422"] = {"description": "invalid body", **error}
+    return operation
+
+
+_LANGUAGES = {
+    "type": "object",
+    "required": ["nl"],
+    "properties": {"nl": {"type": "string"}, "en": {"type": "string"}},
+    "additionalProperties": False,
+}
+_MANAGED_ANSWER = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "title": _LANGUAGES,
+        "text": _LANGUAGES,
+        "source": {"type": "string", "enum": ["file", "console"], "description": "the version in force"},
+        "in_file": {"type": "boolean", "description": "the team's file has this id: restore goes back to it"},
+        "removed": {"type": "boolean", "description": "a file answer hidden in the console"},
+        "changed_by": {"type": ["string", "null"]},
+        "changed_by_name": {"type": ["string", "null"]},
+        "changed_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
+
+
+def _answer_operation(summary: str, ok: int, ok_schema: dict[str, Any], *,
+                      body: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    operation = _operation(summary, ok, ok_schema, body=body)
+    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    schema = {"type": "string", "pattern": CODE_PATTERN}
+    operation["parameters"] = [{"name": "answer_id", "in": "path", "required": True, "schema": schema}]
+    operation["responses"]["403"] = {"description": "not_permitted: coordinators only", **error}
+    operation["responses"]["404"] = {"description": "unknown_answer", **error}
     return operation
 
 
@@ -777,6 +927,80 @@ OPENAPI: dict[str, Any] = {
                     {"name": "q", "in": "query", "schema": {"type": "string"}},
                 ],
             }
+        },
+        "/api/v1/responses/manage": {
+            "get": _operation(
+                "Coordinators: their team's standard answers to edit (national's for the national "
+                "coordinator), from the file or the console, removed ones too; and the placeholders",
+                200,
+                {
+                    "type": "object",
+                    "properties": {
+                        "team": {"type": "string"},
+                        "team_name": {"type": "string"},
+                        "placeholders": {"type": "array", "items": {"type": "string"}},
+                        "values": {
+                            "type": "object",
+                            "description": "what each placeholder says for the team now (in Dutch)",
+                            "additionalProperties": {"type": "string"},
+                        },
+                        "answers": {"type": "array", "items": _MANAGED_ANSWER},
+                    },
+                },
+            )
+        },
+        "/api/v1/responses/{answer_id}": {
+            "put": _answer_operation(
+                "Coordinators: add a standard answer to their team, or put it in place of the one "
+                "with this id (a file answer too); checked as a file answer is; recorded as answers_edit",
+                200,
+                {
+                    "type": "object",
+                    "properties": {
+                        "status": {"type": "string", "enum": ["added", "changed"]},
+                        "answer": _MANAGED_ANSWER,
+                    },
+                },
+                body={
+                    "type": "object",
+                    "required": ["title", "text"],
+                    "properties": {"title": _LANGUAGES, "text": _LANGUAGES},
+                    "additionalProperties": False,
+                },
+            ),
+            "delete": _answer_operation(
+                "Coordinators: remove one of their team's answers (a file answer is hidden until "
+                "restored); recorded as answers_edit",
+                204,
+                {},
+            ),
+        },
+        "/api/v1/responses/{answer_id}/restore": {
+            "post": _answer_operation(
+                "Coordinators: back to the file's version of an answer edited or removed in the "
+                "console (409 not_changed when it is in force already); recorded as answers_edit",
+                204,
+                {},
+            )
+        },
+        "/api/v1/teams": {
+            "get": _operation(
+                "Every team a conversation can go to (code and name): national first, then the regions",
+                200,
+                {
+                    "type": "object",
+                    "properties": {
+                        "teams": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["code", "name"],
+                                "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+                            },
+                        }
+                    },
+                },
+            )
         },
         "/api/v1/wrap-up": {
             "get": _operation(
