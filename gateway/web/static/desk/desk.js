@@ -3,11 +3,12 @@
  * events), a conversation with claim, reply, transfer, the team's internal notes (apart
  * from the messages), the handover note of a transfer, export, the call-back on a channel
  * that carries no replies (Masker 19) and close with its registration, one's own
- * sessions, and, for the privacy officer only, the access log. Talks only to /api/v1/ with the
+ * sessions, for coordinators the wall board and their team's standard answers, and, for
+ * the privacy officer only, the access log. Talks only to /api/v1/ with the
  * HttpOnly session cookie; the CSRF token lives in memory only. */
 (function () {
   "use strict";
-  var SECTIONS = ["signin", "enrol", "recovery", "queue", "conversation", "board", "sessions", "audit"];
+  var SECTIONS = ["signin", "enrol", "recovery", "queue", "conversation", "board", "responses", "sessions", "audit"];
   var ACTIONS = [
     ["sign_in", "aangemeld"],
     ["sign_in_failed", "aanmelden mislukt"],
@@ -21,6 +22,7 @@
     ["note", "notitie toegevoegd"],
     ["board", "wallboard bekeken"],
     ["move", "naar ander team verplaatst"],
+    ["answers_edit", "standaardantwoord gewijzigd"],
     ["reveal", "contactgegevens ingezien"],
     ["export", "geëxporteerd"],
     ["admin_reload", "configuratie herladen"],
@@ -50,7 +52,8 @@
     me: null, csrf: "", open: null, events: null, pending: null, oidc: null, epoch: 0,
     nav: 0, seq: 0, shown: 0, queueShown: 0, wrapUp: null, revealed: null, noReply: {},
     left: {}, outcomes: null, current: null, boardTeams: [], boardSeq: 0, boardShown: 0, boardTimer: null,
-    answers: { open: false, items: [], active: -1, seq: 0, timer: null, dismissed: false }
+    answers: { open: false, items: [], active: -1, seq: 0, timer: null, dismissed: false },
+    teams: null, managed: { items: [], placeholders: [], values: {}, editing: null, seq: 0 }
   };
   var $ = function (id) { return document.getElementById(id); };
 
@@ -92,11 +95,14 @@
     });
   }
 
-  var NAV = { queue: "nav-queue", conversation: "nav-queue", board: "nav-board", sessions: "nav-sessions", audit: "nav-audit" };
+  var NAV = {
+    queue: "nav-queue", conversation: "nav-queue", board: "nav-board", responses: "nav-responses",
+    sessions: "nav-sessions", audit: "nav-audit"
+  };
 
   function show(section, focus) {
     SECTIONS.forEach(function (name) { $(name).hidden = name !== section; });
-    ["nav-queue", "nav-board", "nav-sessions", "nav-audit"].forEach(function (id) {
+    ["nav-queue", "nav-board", "nav-responses", "nav-sessions", "nav-audit"].forEach(function (id) {
       if (NAV[section] === id) { $(id).setAttribute("aria-current", "page"); } else { $(id).removeAttribute("aria-current"); }
     });
     if (focus) {
@@ -219,17 +225,21 @@
 
   function clearPrivate() {
     ["queue-rows", "transcript", "notes", "sessions-rows", "audit-rows", "recovery-codes", "totp-qr", "board-rows",
-      "move-team"].forEach(function (id) {
+      "move-team", "answer-list", "answer-placeholders"].forEach(function (id) {
       $(id).replaceChildren();
     });
     ["totp-secret", "audit-summary", "who", "conversation-state", "handover", "reveal-result", "earlier",
-      "person-left", "board-summary"].forEach(function (id) {
+      "person-left", "board-summary", "answer-team"].forEach(function (id) {
       $(id).textContent = "";
     });
     ["reply", "note", "transfer-team", "transfer-reason", "enrol-code", "audit-account", "audit-conversation",
       "audit-since", "audit-until", "reveal-reason", "move-reason"].forEach(function (id) { $(id).value = ""; });
     closeAnswers();
     hideCloseForm();
+    hideAnswerForm();
+    resetTransferTeams();
+    state.teams = null;
+    state.managed = { items: [], placeholders: [], values: {}, editing: null, seq: 0 };
     state.revealed = null;
     state.wrapUp = null;
     state.noReply = {};
@@ -279,6 +289,7 @@
     $("nav-queue").hidden = enrolling || isOfficer();
     $("nav-audit").hidden = enrolling || !isOfficer();
     $("nav-board").hidden = enrolling || !isCoordinator();
+    $("nav-responses").hidden = enrolling || !isCoordinator();
     $("nav-sessions").hidden = enrolling;
     if (enrolling) {
       closeEvents();
@@ -286,7 +297,7 @@
       return;
     }
     openEvents();
-    if (isOfficer()) { showAudit(true); } else { showQueue(true); }
+    if (isOfficer()) { showAudit(true); } else { loadTeams(); showQueue(true); }
   }
 
   function closeEvents() {
@@ -429,6 +440,8 @@
     $("note").value = "";
     $("reply").value = "";
     $("move-reason").value = "";
+    $("transfer-team").value = "";
+    $("transfer-reason").value = "";
     state.current = null;
     closeAnswers();
   }
@@ -702,6 +715,7 @@
     $("reply").disabled = !mine || left;
     $("reply-form").querySelector('button[type="submit"]').disabled = !mine || left;
     if ($("reply").disabled) { closeAnswers(); }
+    renderTransfer(c);
     renderMove(c);
     $("call-back").hidden = !noReply;
     $("reveal-form").hidden = !(noReply && mine);
@@ -724,7 +738,7 @@
       case "nothing_to_reveal": return "Dit kanaal kan wel antwoorden: antwoord in het gesprek.";
       case "other_team": return "Dit gesprek is niet (meer) van je team.";
       case "unknown_conversation": return "Dit gesprek bestaat niet (meer).";
-      case "unknown_team": return "Onbekend team: vul een regiocode in, of national.";
+      case "unknown_team": return "Dat team bestaat niet (meer): kies een team uit de lijst.";
       case "same_team": return "Het gesprek is al van dit team.";
       case "broker_unavailable":
       case "store_unavailable": return "Dat lukte nu niet; er is niets gebeurd. Probeer het zo opnieuw.";
@@ -736,6 +750,8 @@
           : "Je hebt al je maximum aantal gesprekken; sluit er eerst een af.";
       case "team_closed": return "Dat team is nu gesloten.";
       case "not_waiting": return "Dit gesprek wacht niet meer: alleen een wachtend gesprek kan worden verplaatst.";
+      case "unknown_answer": return "Dit standaardantwoord bestaat niet (meer); de lijst is bijgewerkt.";
+      case "not_changed": return "Dit antwoord staat al zoals in het configuratiebestand.";
       default: return fallback || data.detail || "Dat lukte niet.";
     }
   }
@@ -1134,7 +1150,7 @@
       teams.forEach(function (team) {
         var option = document.createElement("option");
         option.value = team;
-        option.textContent = team + (open[team] === false ? " (nu gesloten)" : "");
+        option.textContent = teamName(team) + (open[team] === false ? " (nu gesloten)" : "");
         select.appendChild(option);
       });
       if (teams.indexOf(chosen) >= 0) { select.value = chosen; }
@@ -1145,6 +1161,78 @@
         if (teams && state.open === c.conversation_id) { fill(); }
       });
     }
+    if (!state.teams) {
+      loadTeams().then(function (teams) {
+        if (teams && state.open === c.conversation_id) { fill(); }
+      });
+    }
+  }
+
+  // ---- the teams a conversation can go to (transfer, move) ---------------------
+
+  function loadTeams() {
+    if (state.teams) { return Promise.resolve(state.teams); }
+    return api("GET", "/api/v1/teams").then(function (answer) {
+      if (answer.status !== 200 || !Array.isArray(answer.data.teams)) { return null; }
+      state.teams = answer.data.teams;
+      return state.teams;
+    });
+  }
+
+  function teamName(code) {
+    var found = (state.teams || []).filter(function (t) { return t.code === code; })[0];
+    return found ? found.name : code;
+  }
+
+  function resetTransferTeams() {
+    var select = $("transfer-team");
+    select.replaceChildren();
+    var first = document.createElement("option");
+    first.value = "";
+    first.textContent = "Kies een team";
+    select.appendChild(first);
+    delete select.dataset.team;
+  }
+
+  // The transfer's target: every other team, by the names people read. Rebuilt only
+  // when the conversation's team (or the list) changes, so a refresh keeps an open list.
+  function renderTransfer(c) {
+    var select = $("transfer-team");
+    var fill = function () {
+      if (!state.teams || select.dataset.team === c.team) { return; }
+      var chosen = select.value;
+      resetTransferTeams();
+      state.teams.forEach(function (t) {
+        if (t.code === c.team) { return; }
+        var option = document.createElement("option");
+        option.value = t.code;
+        option.textContent = t.name;
+        select.appendChild(option);
+      });
+      select.dataset.team = c.team;
+      if (chosen && chosen !== c.team) { select.value = chosen; }
+    };
+    fill();
+    if (!state.teams) {
+      loadTeams().then(function (teams) {
+        if (!teams) { notice("De lijst met teams kon niet worden opgehaald. Laad de pagina opnieuw."); return; }
+        if (state.open === c.conversation_id) { fill(); }
+      });
+    }
+  }
+
+  function submitTransfer(event) {
+    event.preventDefault();
+    var team = $("transfer-team").value;
+    var reason = $("transfer-reason").value.trim();
+    if (!team) { notice("Kies het team waaraan je het gesprek overdraagt."); $("transfer-team").focus(); return; }
+    if (!reason) { notice("Schrijf waarom je het gesprek overdraagt; het andere team ziet dit."); $("transfer-reason").focus(); return; }
+    act("/transfer", { team: team, reason: reason }, function () {
+      $("transfer-team").value = "";
+      $("transfer-reason").value = "";
+      showQueue(true);
+      status("Gesprek overgedragen aan " + teamName(team) + ".");
+    });
   }
 
   function submitMove(event) {
@@ -1244,6 +1332,308 @@
       $("board-summary").textContent = (waiting === 1 ? "1 persoon wacht" : waiting + " personen wachten") +
         (urgent > 0 ? ", van wie " + urgent + " urgent" : "") + ". Bijgewerkt om " +
         new Date().toLocaleTimeString("nl-NL", { hour: "2-digit", minute: "2-digit", timeZone: "Europe/Amsterdam" }) + ".";
+    });
+  }
+
+  // ---- the team's standard answers (coordinators) -------------------------------
+
+  // A coordinator's own team's answers (the national coordinator's: the national ones),
+  // from the configuration file or made in the console. Checked by the desk exactly as
+  // the file's are; its problems are shown beside the fields they are about.
+  var PLACEHOLDERS = {
+    next_open: "wanneer het team weer open is",
+    phone: "het telefoonnummer van het team",
+    team: "de naam van het team"
+  };
+  var ANSWER_FIELDS = {
+    "id": ["answer-id", "korte naam"],
+    "title.nl": ["answer-title-nl", "titel"],
+    "text.nl": ["answer-text-nl", "tekst"],
+    "title.en": ["answer-title-en", "Engelse titel"],
+    "text.en": ["answer-text-en", "Engelse tekst"]
+  };
+  var ANSWER_ID = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+  var ID_RULE = "Alleen kleine letters, cijfers en losse streepjes, zoals spreekuur-eindhoven.";
+
+  function showResponses(focus) {
+    navigate();
+    leaveConversation();
+    notice("");
+    hideAnswerForm();
+    show("responses", focus);
+    loadManaged();
+  }
+
+  function loadManaged(then) {
+    var nav = state.nav;
+    var seq = ++state.managed.seq;
+    api("GET", "/api/v1/responses/manage").then(function (answer) {
+      if (nav !== state.nav || seq !== state.managed.seq) { return; }
+      if (answer.status !== 200) {
+        notice(problem(answer, "De standaardantwoorden konden niet worden opgehaald."));
+        return;
+      }
+      state.managed.items = answer.data.answers || [];
+      state.managed.placeholders = answer.data.placeholders || [];
+      state.managed.values = answer.data.values || {};
+      $("answer-team").textContent = answer.data.team_name || answer.data.team || "";
+      renderPlaceholders();
+      renderManaged();
+      if (then) { then(); }
+    });
+  }
+
+  function placeholderList() {
+    return state.managed.placeholders.map(function (name) { return "{" + name + "}"; }).join(", ");
+  }
+
+  function renderPlaceholders() {
+    var list = $("answer-placeholders");
+    list.replaceChildren();
+    state.managed.placeholders.forEach(function (name) {
+      var item = document.createElement("li");
+      var code = document.createElement("code");
+      code.textContent = "{" + name + "}";
+      var now = state.managed.values[name];
+      item.append(code, document.createTextNode(": " + (PLACEHOLDERS[name] || name) +
+        (now ? " (nu: “" + now + "”)" : "")));
+      list.appendChild(item);
+    });
+  }
+
+  function sourceText(item) {
+    if (item.removed) { return "verwijderd: staat niet in het antwoordvak; terug te zetten uit het configuratiebestand"; }
+    if (item.source === "console" && item.in_file) { return "aangepast in de console (het configuratiebestand heeft een andere versie)"; }
+    if (item.source === "console") { return "toegevoegd in de console"; }
+    return "uit het configuratiebestand";
+  }
+
+  function managedButton(text, label, className, onClick) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.textContent = text;
+    button.setAttribute("aria-label", label);
+    if (className) { button.className = className; }
+    button.addEventListener("click", onClick);
+    return button;
+  }
+
+  function renderManaged() {
+    var list = $("answer-list");
+    list.replaceChildren();
+    state.managed.items.forEach(function (item) {
+      var li = document.createElement("li");
+      li.className = "d-answer-item" + (item.removed ? " d-answer-removed" : "");
+      li.dataset.answer = item.id;
+      li.dataset.source = item.source;
+      if (item.removed) { li.dataset.removed = "true"; }
+      var heading = document.createElement("h3");
+      heading.id = "managed-" + item.id;
+      heading.textContent = item.title.nl;
+      var meta = document.createElement("p");
+      meta.className = "d-meta";
+      var changed = item.changed_at ? " · " + (item.removed ? "verwijderd" : "gewijzigd") + " door " +
+        (item.changed_by_name || item.changed_by) + ", " + when(item.changed_at) : "";
+      meta.textContent = "id: " + item.id + " · " + sourceText(item) + changed;
+      li.append(heading, meta);
+      [["nl", ""], ["en", "Engels: "]].forEach(function (pair) {
+        if (!item.text[pair[0]]) { return; }
+        var body = document.createElement("p");
+        body.className = "d-answer-body";
+        if (pair[0] === "en") { body.setAttribute("lang", "en"); }
+        if (pair[1]) {
+          var label = document.createElement("span");
+          label.className = "d-answer-lang";
+          label.setAttribute("lang", "nl");
+          label.textContent = pair[1] + (item.title.en ? item.title.en + " — " : "");
+          body.appendChild(label);
+        }
+        body.appendChild(document.createTextNode(item.text[pair[0]]));
+        li.appendChild(body);
+      });
+      var actions = document.createElement("p");
+      actions.className = "d-actions";
+      var title = item.title.nl;
+      if (!item.removed) {
+        actions.appendChild(managedButton("Bewerken", "Bewerken: " + title, "d-secondary", function () { openAnswerForm(item); }));
+      }
+      if (item.in_file && (item.removed || item.source === "console")) {
+        actions.appendChild(managedButton(item.removed ? "Terugzetten" : "Versie uit het bestand terugzetten",
+          (item.removed ? "Terugzetten: " : "Versie uit het bestand terugzetten: ") + title, "d-secondary",
+          function () { restoreAnswer(item); }));
+      }
+      if (!item.removed) {
+        actions.appendChild(managedButton("Verwijderen", "Verwijderen: " + title, "d-secondary d-danger",
+          function () { askRemove(item, li); }));
+      }
+      li.appendChild(actions);
+      list.appendChild(li);
+    });
+    $("answer-list-empty").hidden = state.managed.items.length > 0;
+  }
+
+  // Where the focus goes after a change: the answer's first button, else "Nieuw antwoord".
+  function focusManaged(id) {
+    var item = id ? $("answer-list").querySelector('li[data-answer="' + id + '"] button') : null;
+    (item || $("answer-new")).focus();
+  }
+
+  function askRemove(item, li) {
+    if (li.querySelector(".d-confirm")) { li.querySelector(".d-confirm button").focus(); return; }
+    var box = document.createElement("div");
+    box.className = "d-confirm";
+    box.setAttribute("role", "group");
+    var question = document.createElement("p");
+    question.id = "confirm-" + item.id;
+    question.textContent = "“" + item.title.nl + "” verwijderen? " + (item.in_file
+      ? "Het verdwijnt uit het antwoordvak van je team; je kunt het later terugzetten uit het configuratiebestand."
+      : "Het verdwijnt uit het antwoordvak van je team; dit kan niet ongedaan worden gemaakt.");
+    box.setAttribute("aria-labelledby", question.id);
+    var buttons = document.createElement("p");
+    buttons.className = "d-actions";
+    var yes = managedButton("Ja, verwijderen", "Ja, verwijderen: " + item.title.nl, "d-danger-solid", function () {
+      removeAnswer(item, box);
+    });
+    var no = managedButton("Nee, laten staan", "Nee, laten staan: " + item.title.nl, "d-secondary", function () {
+      box.remove();
+      focusManaged(item.id);
+    });
+    buttons.append(yes, no);
+    box.append(question, buttons);
+    li.appendChild(box);
+    yes.focus();
+  }
+
+  function removeAnswer(item, box) {
+    busy(box, true);
+    api("DELETE", "/api/v1/responses/" + encodeURIComponent(item.id)).then(function (answer) {
+      if (answer.status === 204) {
+        notice("");
+        status("Standaardantwoord “" + item.title.nl + "” verwijderd.");
+        loadManaged(function () { focusManaged(item.in_file ? item.id : null); });
+        return;
+      }
+      busy(box, false);
+      notice(problem(answer, "Verwijderen lukte niet."));
+      loadManaged(function () { focusManaged(null); });
+    });
+  }
+
+  function restoreAnswer(item) {
+    api("POST", "/api/v1/responses/" + encodeURIComponent(item.id) + "/restore").then(function (answer) {
+      if (answer.status === 204) {
+        notice("");
+        status("Standaardantwoord “" + item.id + "” staat weer zoals in het configuratiebestand.");
+      } else {
+        notice(problem(answer, "Terugzetten lukte niet."));
+      }
+      loadManaged(function () { focusManaged(item.id); });
+    });
+  }
+
+  function hideAnswerForm() {
+    $("answer-form").hidden = true;
+    $("answer-new").setAttribute("aria-expanded", "false");
+    ["answer-id", "answer-title-nl", "answer-text-nl", "answer-title-en", "answer-text-en"].forEach(function (id) {
+      $(id).value = "";
+    });
+    $("answer-id").readOnly = false;
+    clearAnswerProblems();
+    state.managed.editing = null;
+  }
+
+  function openAnswerForm(item) {
+    hideAnswerForm();
+    state.managed.editing = item ? item.id : null;
+    $("answer-form-title").textContent = item ? "Bewerken: " + item.title.nl : "Nieuw antwoord";
+    $("answer-id").value = item ? item.id : "";
+    $("answer-id").readOnly = Boolean(item);
+    $("answer-id-hint").textContent = item ? "Het id van een bestaand antwoord verandert niet." : ID_RULE + " Het id verandert daarna niet meer.";
+    $("answer-title-nl").value = item ? item.title.nl || "" : "";
+    $("answer-text-nl").value = item ? item.text.nl || "" : "";
+    $("answer-title-en").value = item ? item.title.en || "" : "";
+    $("answer-text-en").value = item ? item.text.en || "" : "";
+    $("answer-form").hidden = false;
+    $("answer-new").setAttribute("aria-expanded", String(!item));
+    (item ? $("answer-title-nl") : $("answer-id")).focus();
+  }
+
+  function clearAnswerProblems() {
+    Object.keys(ANSWER_FIELDS).forEach(function (field) {
+      var input = $(ANSWER_FIELDS[field][0]);
+      $(ANSWER_FIELDS[field][0] + "-error").textContent = "";
+      input.removeAttribute("aria-invalid");
+    });
+  }
+
+  // What the desk says of a field, in the console's words.
+  function answerProblemText(text) {
+    var unknown = /unknown placeholder \{([^}]*)\}/.exec(text || "");
+    if (unknown) { return "Onbekende invuller {" + unknown[1] + "}. Je kunt " + placeholderList() + " gebruiken."; }
+    if (/a lone \{ or \}/.test(text)) { return "Een losse { of }. Gebruik een invuller, of schrijf {{ of }} voor een accolade."; }
+    var max = /at most (\d+) character/.exec(text || "");
+    if (max) { return "Hoogstens " + max[1] + " tekens."; }
+    if (/Dutch text|at least 1 character|Field required/.test(text)) { return "Vul dit in."; }
+    if (/should match pattern/.test(text)) { return ID_RULE; }
+    return "Controleer dit veld.";
+  }
+
+  function showAnswerProblems(problems) {
+    var named = [];
+    var first = null;
+    problems.forEach(function (pair) {
+      var field = ANSWER_FIELDS[pair[0]];
+      if (!field) { return; }
+      $(field[0] + "-error").textContent = pair[1];
+      $(field[0]).setAttribute("aria-invalid", "true");
+      if (named.indexOf(field[1]) < 0) { named.push(field[1]); }
+      if (!first) { first = $(field[0]); }
+    });
+    notice(named.length > 0 ? "Het antwoord is niet opgeslagen. Controleer: " + named.join(", ") + "."
+      : "Het antwoord is niet opgeslagen: laad de pagina opnieuw en probeer het nog eens.");
+    if (first) { first.focus(); }
+  }
+
+  function submitAnswer(event) {
+    event.preventDefault();
+    clearAnswerProblems();
+    var editing = state.managed.editing;
+    var id = editing || $("answer-id").value.trim();
+    var value = function (name) { return $(name).value.trim(); };
+    var title = { nl: value("answer-title-nl") };
+    var text = { nl: value("answer-text-nl") };
+    if (value("answer-title-en")) { title.en = value("answer-title-en"); }
+    if (value("answer-text-en")) { text.en = value("answer-text-en"); }
+    var problems = [];
+    if (!editing) {
+      var taken = state.managed.items.filter(function (item) { return item.id === id; })[0];
+      if (!id) { problems.push(["id", "Vul een id in."]); }
+      else if (!ANSWER_ID.test(id)) { problems.push(["id", ID_RULE]); }
+      else if (taken && taken.removed) { problems.push(["id", "Een verwijderd antwoord heeft dit id: zet het terug, of kies een ander id."]); }
+      else if (taken) { problems.push(["id", "Er is al een antwoord met dit id: kies “Bewerken” bij dat antwoord, of een ander id."]); }
+    }
+    if (!title.nl) { problems.push(["title.nl", "Vul een titel in."]); }
+    if (!text.nl) { problems.push(["text.nl", "Vul een tekst in."]); }
+    if (problems.length > 0) { showAnswerProblems(problems); return; }
+    var form = $("answer-form");
+    var nav = state.nav;
+    busy(form, true);
+    api("PUT", "/api/v1/responses/" + encodeURIComponent(id), { title: title, text: text }).then(function (answer) {
+      busy(form, false);
+      if (nav !== state.nav) { return; }
+      if (answer.status === 200) {
+        hideAnswerForm();
+        notice("");
+        status("Standaardantwoord “" + title.nl + "” " + (answer.data.status === "added" ? "toegevoegd" : "opgeslagen") +
+          ". Je team vindt het meteen met / in het antwoordvak.");
+        loadManaged(function () { focusManaged(id); });
+        return;
+      }
+      if (answer.status === 422 && Array.isArray(answer.data.fields)) {
+        showAnswerProblems(answer.data.fields.map(function (f) { return [f.field, answerProblemText(f.problem)]; }));
+        return;
+      }
+      notice(problem(answer, "Opslaan lukte niet. Probeer het opnieuw."));
     });
   }
 
@@ -1427,14 +1817,16 @@
       if (!text) { notice("Typ eerst een notitie."); $("note").focus(); return; }
       act("/notes", { text: text }, function () { $("note").value = ""; status("Notitie toegevoegd (alleen voor het team)."); });
     });
-    $("transfer-form").addEventListener("submit", function (event) {
-      event.preventDefault();
-      act("/transfer", { team: $("transfer-team").value.trim(), reason: $("transfer-reason").value.trim() }, function () {
-        $("transfer-team").value = "";
-        $("transfer-reason").value = "";
-        showQueue(true);
-      });
+    $("transfer-form").addEventListener("submit", submitTransfer);
+    $("nav-responses").addEventListener("click", function () { showResponses(true); });
+    $("answer-new").addEventListener("click", function () { openAnswerForm(null); });
+    $("answer-cancel").addEventListener("click", function () {
+      var editing = state.managed.editing;
+      hideAnswerForm();
+      notice("");
+      focusManaged(editing);
     });
+    $("answer-form").addEventListener("submit", submitAnswer);
     loadMe();
   });
 })();
