@@ -23,7 +23,7 @@ the configuration in force, and nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -137,6 +137,14 @@ class Host(Protocol):
 
     async def subscribe(self, exchange: str, handler: Callable[[bytes], Awaitable[None]]) -> None:
         """Receive the wake-ups published on that exchange while this process runs."""
+        ...
+
+    async def queue_places(self, channel_instance: str, conversation_keys: Collection[str]) -> dict[str, int]:
+        """Each waiting person's place in their team's queue (1: the next one a counsellor's
+        "volgende" takes), by the key of their conversation on that channel (what the kind
+        gives as `InboundMessage.conversation_key`, else the address). A person whose
+        conversation is claimed, closed or not stored yet is absent. One query per
+        thousand keys; nothing about the other people in the queue but the number."""
         ...
 
 
