@@ -81,6 +81,19 @@ def decide(
     )
 
 
+def answered_by_transfer(state: ScheduleState) -> datetime | None:
+    """The closed period a counsellor's transfer counts as already answered: the end of
+    the receiving team's current closed period, or None while that team is open.
+
+    The person is in touch with the helpline already; an auto-reply ("we are closed")
+    after a transfer would come only because of the transfer (issue 17): the receiving
+    team's closed period is another key than the first team's, or the first team was
+    open. The router claims this period at the transfer without sending, so the person's
+    next message in it finds the claim taken; a later closed period gets its one
+    auto-reply as for anyone."""
+    return None if state.open else state.next_change
+
+
 def auto_reply_text(config: Config, region: str, language: str, next_open: datetime | None) -> str:
     template = config.routing.auto_reply["en" if language == "en" else "nl"]
     name = config.regions[region].name.removeprefix("Veilig Thuis ") if region in config.regions else region

@@ -4,6 +4,8 @@ A counsellor's transfer reaches the router as a control message on the
 conversation's own inbound shard (`transfer_publish`), so it is ordered with
 that conversation's messages; the router records it in the store and keeps
 conversation regions in a cache, cleared whenever it (re)attaches to a shard.
+A transfer to a team that is closed claims that team's closed period as answered
+(`answered_by_transfer`): the person gets no auto-reply because of a transfer.
 
 Each inbound shard is consumed by a single active consumer (see
 Broker.consume_batches): a batch's routed envelopes and auto-replies are published
@@ -39,7 +41,7 @@ from gateway.domain.envelope import (
     auto_reply_id,
 )
 from gateway.domain.resolution import RegionIndex, Resolution, resolve_region
-from gateway.domain.routing import Decision, auto_reply_text, closed_policy, decide
+from gateway.domain.routing import Decision, answered_by_transfer, auto_reply_text, closed_policy, decide
 from gateway.domain.schedules import ResolvedSchedule, resolve, state_at
 from gateway.domain.topology import (
     INBOUND_EXCHANGE,
@@ -184,11 +186,16 @@ class Router:
             for item in items:
                 if isinstance(item, tuple):  # a transfer
                     conversation, region = item
-                    _, connection = await database()
+                    claims, connection = await database()
                     await self._store.set_conversation_region(
                         conversation, region, transferred=True, connection=connection
                     )
                     self._regions.put(conversation, (region, True))
+                    # No auto-reply because of the transfer: the receiving team's closed
+                    # period is claimed as answered, in this batch's transaction, unsent.
+                    answered = answered_by_transfer(state_at(self._schedules[region], now))
+                    if answered is not None:
+                        await claims.claim(conversation, answered)
                     continue
                 await self._route(item, now, outcome, database)
         except BaseException:

@@ -2,7 +2,9 @@
 counsellor of that region sees it appear live, claims and replies; the person sees
 the reply; the counsellor adds an internal note (shown apart from the messages, never
 sent to the person) and transfers it with a handover note; a counsellor of the other
-region sees it with the handover banner and the note, and the first no longer does.
+region sees it with the handover banner and the note, and the first no longer does;
+the person writes on and gets that counsellor's reply, and no second greeting or
+auto-reply.
 Closing asks for the registration (the problems shown beside the fields when it is
 incomplete, and the conversation stays open); the claiming counsellor can export it; a
 Masker 19 intake carries no replies and is called back after giving a reason.
@@ -318,7 +320,7 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
     await sign_in(carla, world, "carla-rr")
     await expect(carla.locator("#queue-empty")).to_be_visible()
 
-    await anna.get_by_label("Naar team (regiocode of national)").fill("rotterdam-rijnmond")
+    await anna.get_by_label("Naar team", exact=True).select_option(label="Veilig Thuis Rotterdam Rijnmond")
     await anna.get_by_label("Reden", exact=True).fill("Woont in Rotterdam, vader drinkt")
     await screenshot(anna, "desk-transfer")
     await anna.get_by_role("button", name="Overdragen").click()
@@ -340,6 +342,26 @@ async def test_from_web_chat_to_counsellor_and_back_then_transfer(browser: Brows
     await screenshot(carla, "desk-conversation-handover")
     assert await serious_accessibility_violations(carla) == []
     await expect(person.locator("body")).not_to_contain_text("vader drinkt")
+
+    # The person writes on and the other team answers: no second greeting or auto-reply
+    # reached the person because of the transfer. The outbound role sends a
+    # conversation's replies in the order they came, so anything the router had sent
+    # with the person's message would stand before Carla's reply.
+    await person.locator("#vt-input").fill("Ben je er nog?")
+    await person.locator(".vt-form button[type=submit]").click()
+    await expect(carla.locator("#transcript")).to_contain_text("Ben je er nog?", timeout=15000)
+    await carla.get_by_role("button", name="Oppakken").click()
+    await expect(carla.locator("#conversation-state")).to_have_text("Opgepakt door carla-rr")
+    await carla.get_by_label("Antwoord", exact=True).fill("Ik ben Carla uit Rotterdam, ik help je verder.")
+    await carla.get_by_role("button", name="Versturen").click()
+    await expect(person.locator("li.vt-theirs .vt-text")).to_have_text(
+        [
+            "Wat goed dat je schrijft. Ben je nu veilig?",
+            "Ik blijf bij je.",
+            "Ik ben Carla uit Rotterdam, ik help je verder.",
+        ],
+        timeout=15000,
+    )
     await anna_context.close()
     await carla_context.close()
 

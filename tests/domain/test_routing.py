@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.domain.envelope import Urgency
 from gateway.domain.resolution import RegionIndex, Resolution, resolve_region
-from gateway.domain.routing import auto_reply_text, closed_policy, decide
+from gateway.domain.routing import answered_by_transfer, auto_reply_text, closed_policy, decide
 from gateway.domain.schedules import ScheduleState
 from gateway.domain.urgency import AcuteDanger, classify, fold
 from gateway.service import load_config
@@ -116,6 +116,26 @@ def test_routing_decision(state, urgency, policy, allowed, team, key, after, rep
     assert decision.region == "zuidoost-brabant"
     assert (decision.reply_until == MONDAY_9) is reply
     assert "channel region" in decision.reason and decision.urgency is urgency
+
+
+@pytest.mark.parametrize(("urgency", "policy"), [(u, p) for u in Urgency for p in ("hold", "overflow")])
+def test_a_transfer_to_a_closed_team_answers_the_period_its_next_message_would_claim(urgency, policy) -> None:
+    """The router claims this at the transfer without sending, so the person's next
+    message to the receiving team in the same closed period brings no auto-reply."""
+    transferred = Resolution("rotterdam-rijnmond", "transferred by a counsellor")
+    decision = decide(
+        resolution=transferred, state=CLOSED, urgency=urgency, policy=policy, auto_reply_allowed=True
+    )
+    assert answered_by_transfer(CLOSED) == decision.reply_until == MONDAY_9
+
+
+def test_a_transfer_to_an_open_team_answers_nothing_and_a_later_closed_period_is_another() -> None:
+    assert answered_by_transfer(OPEN) is None
+    tonight = ScheduleState(False, "closed: outside opening hours", datetime(2025, 11, 25, 9, 0, tzinfo=NL))
+    later = decide(
+        resolution=ZOB, state=tonight, urgency=Urgency.NORMAL, policy="hold", auto_reply_allowed=True
+    )
+    assert later.reply_until is not None and later.reply_until != answered_by_transfer(CLOSED)
 
 
 @pytest.mark.parametrize(
