@@ -17,6 +17,12 @@ tells whichever process holds the session's socket to push them, so a reply
 consumed by another process still arrives (a slow poll catches a missed
 wake-up).
 
+While the person waits for a counsellor the socket tells them their place in the
+team's queue, ``{"type": "queue", "place": n}``, and ``"place": null`` once it is
+gone (claimed, closed); only when it changes. One loop per process asks the
+store every `PLACE_SECONDS` for the places of all its open sessions at once, one
+query per channel (not per socket).
+
 The session token lives only in the page's memory (no cookie, no storage); the
 gateway keeps its SHA-256, which is also the person's address. A session ends
 on quick exit or after `session_idle_seconds` without a message either way; its
@@ -60,6 +66,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 PAGE = STATIC / "index.html"
 MAX_FRAME_BYTES = 16 * 1024
 POLL_SECONDS = 2.0
+PLACE_SECONDS = 2.0  # how often the sockets' places in the queue are looked up, all at once
+SEND_SECONDS = 5.0  # a socket that takes longer to take a place frame gets it at the next change
 FREE_PHONE = "0800-2000"
 EMERGENCY = "112"
 
@@ -82,11 +90,13 @@ def _local_texts(moment: datetime | None) -> dict[str, str] | None:
 
 
 class _Connection:
-    def __init__(self, socket: web.WebSocketResponse, address: str) -> None:
+    def __init__(self, socket: web.WebSocketResponse, address: str, channel_id: str) -> None:
         self.socket = socket
         self.address = address
+        self.channel_id = channel_id
         self.session_id: str | None = None
         self.last_reply = 0
+        self.place: int | None = None  # the place in the queue the page was told last
         self.lock = asyncio.Lock()
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -132,13 +142,22 @@ class WebChat(ChannelKind[WebChatSettings]):
         self._chats: ChatStore | None = None
         self._connections: dict[str, set[_Connection]] = defaultdict(set)
         self._limits_by_channel: dict[str, _Limits] = {}
+        self._places: asyncio.Task[None] | None = None
 
     async def attach(self, host: Host) -> None:
         self._host = host
         self._chats = ChatStore(host.database)
         self._connections.clear()
+        with contextlib.suppress(RuntimeError):  # a loop of an earlier service, closed already
+            await self.close()
         if host.serves_pages:  # only a process holding sockets needs the wake-ups
             await host.subscribe(WEBCHAT_EXCHANGE, self._wake_up)
+            self._places = asyncio.create_task(self._places_loop())
+
+    async def close(self) -> None:
+        places, self._places = self._places, None
+        if places is not None:
+            places.cancel()
 
     async def forget_before(self, connection: AsyncConnection, cutoff: datetime) -> None:
         await store.forget_before(connection, cutoff)
@@ -258,7 +277,7 @@ class WebChat(ChannelKind[WebChatSettings]):
             raise web.HTTPForbidden(reason="Origin Not Allowed")
         socket = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_FRAME_BYTES)
         await socket.prepare(request)
-        connection = _Connection(socket, request.remote or "unknown")
+        connection = _Connection(socket, request.remote or "unknown", channel.id)
         poller = asyncio.create_task(self._poll(channel, connection))
         try:
             async for frame in socket:
@@ -419,6 +438,41 @@ class WebChat(ChannelKind[WebChatSettings]):
                     return
             except Exception as exc:  # the database is down: try again on the next tick
                 log.warning("webchat_poll_failed", error=type(exc).__name__)
+
+    async def _places_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PLACE_SECONDS)
+            if not self._connections:
+                continue
+            try:
+                await self.update_places()
+            except Exception as exc:  # the database is down: the pages keep the last place
+                log.warning("webchat_queue_places_failed", error=type(exc).__name__)
+
+    async def update_places(self) -> None:
+        """Look up the place in the queue of every open session, one query per channel, and
+        tell the sockets whose place changed. Only the number goes to the page."""
+        host = self._need_host()
+        by_channel: dict[str, set[str]] = defaultdict(set)
+        for session_id, connections in list(self._connections.items()):
+            for connection in connections:
+                by_channel[connection.channel_id].add(session_id)
+        frames = []
+        for channel_id, session_ids in by_channel.items():
+            places = await host.queue_places(channel_id, session_ids)
+            for session_id in session_ids:
+                place = places.get(session_id)
+                for connection in list(self._connections.get(session_id, ())):
+                    if connection.place != place:
+                        frames.append(self._tell_place(connection, place))
+        await asyncio.gather(*frames)
+
+    async def _tell_place(self, connection: _Connection, place: int | None) -> None:
+        try:
+            await asyncio.wait_for(connection.send({"type": "queue", "place": place}), SEND_SECONDS)
+        except Exception:  # a closing or stuck socket: a new one is told afresh
+            return
+        connection.place = place
 
     def _need_host(self) -> Host:
         if self._host is None:

@@ -43,7 +43,8 @@
       tooLarge: function (n) { return "Je bericht is te lang (maximaal " + n + " tekens)."; },
       rateLimited: "Je stuurt veel berichten achter elkaar. Wacht even; we versturen het straks.",
       failed: "Er ging iets mis. Probeer het opnieuw.",
-      empty: "Typ eerst een bericht."
+      empty: "Typ eerst een bericht.",
+      place: function (n) { return "Je bent nummer " + n + " in de rij."; }
     },
     en: {
       title: "Chat with Veilig Thuis",
@@ -75,7 +76,8 @@
       tooLarge: function (n) { return "Your message is too long (at most " + n + " characters)."; },
       rateLimited: "You are sending many messages in a row. Wait a moment; we will send it shortly.",
       failed: "Something went wrong. Please try again.",
-      empty: "Type a message first."
+      empty: "Type a message first.",
+      place: function (n) { return "You are number " + n + " in the queue."; }
     }
   };
 
@@ -87,6 +89,7 @@
     nextSeq: 1,
     pending: [],          /* {seq, text, item} not yet acknowledged, in order */
     lastReply: 0,
+    place: null,          /* the place in the team's queue while waiting for a counsellor */
     retry: 0,
     ended: false,
     shiftPresses: []
@@ -170,6 +173,11 @@
     var conversation = el("section", "vt-conversation");
     conversation.hidden = true;
     ui.conversation = conversation;
+    /* Always in the page (a live region must exist before its text changes); empty when
+     * the person is not waiting. */
+    ui.place = el("p", "vt-place");
+    ui.place.setAttribute("aria-live", "polite");
+    ui.place.setAttribute("aria-atomic", "true");
     ui.logRegion = el("div", "vt-log-region");
     ui.logRegion.setAttribute("role", "log");
     ui.logRegion.setAttribute("aria-live", "polite");
@@ -186,7 +194,7 @@
     ui.send = el("button", "vt-primary");
     ui.send.type = "submit";
     form.append(ui.label, ui.input, ui.send);
-    conversation.append(ui.logRegion, form);
+    conversation.append(ui.place, ui.logRegion, form);
 
     ui.notice = el("p", "vt-notice");
     ui.notice.setAttribute("role", "alert");
@@ -235,7 +243,12 @@
     ui.label.textContent = t("label");
     ui.send.textContent = t("send");
     showStatus();
+    showPlace();
     Array.prototype.forEach.call(ui.log.children, function (item) { labelItem(item); });
+  }
+
+  function showPlace() {
+    ui.place.textContent = state.place ? TEXTS[state.lang].place(state.place) : "";
   }
 
   function showStatus() {
@@ -304,6 +317,8 @@
     state.nextSeq = 1;
     state.pending = [];
     state.lastReply = 0;
+    state.place = null;
+    showPlace();
     connect();
     ui.input.focus();
   }
@@ -362,6 +377,10 @@
         addItem(false, frame.text);
       }
       socket.send(JSON.stringify({ type: "received", seq: frame.seq }));
+    } else if (frame.type === "queue") {
+      /* null: no longer waiting (a counsellor has the conversation, or it was closed) */
+      state.place = typeof frame.place === "number" && frame.place > 0 ? frame.place : null;
+      showPlace();
     } else if (frame.type === "expired" || frame.type === "ended") {
       finish(frame.type === "expired" ? t("expired") : t("ended"));
     } else if (frame.type === "error") {
@@ -402,6 +421,8 @@
     state.socket = null;
     state.session = null;
     state.pending = [];
+    state.place = null;
+    showPlace();
     if (socket) { socket.close(); }
     say(message);
     ui.conversation.hidden = true;
