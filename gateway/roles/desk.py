@@ -400,6 +400,12 @@ class Desk:
                     .order_by(desk_messages.c.at, desk_messages.c.message_id)
                 )
             ).all()
+            # The summary as of after the messages were read: a message stored in between
+            # then never shows beside the state before it (after_hours, last activity).
+            table = desk_conversations
+            row = (
+                await connection.execute(sa.select(table).where(table.c.conversation_id == conversation_id))
+            ).first() or row
             handovers = (
                 await connection.execute(
                     sa.select(desk_handovers)
