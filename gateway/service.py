@@ -311,6 +311,7 @@ def build_service(
         webhooks="ingest" in roles,
         readiness={"database": lambda: store.ready},
         admin_token=settings.admin_token or "",
+        metrics_token=settings.metrics_token or "",
         audit=identities.audit,
         store=store,
     )

@@ -176,6 +176,7 @@ async def clean_state(url: str, database_url: str, config: Config) -> None:
             "desk_messages",
             "desk_handovers",
             "desk_attachments",
+            "desk_answers",
             "desk_registrations",
             "reply_deliveries",
             "sessions",

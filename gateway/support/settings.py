@@ -21,6 +21,7 @@ class Settings:
     demo_accounts: bool = False
     declare_topology: bool = True
     desk_teams: tuple[str, ...] = ()
+    metrics_token: str | None = None  # GATEWAY_METRICS_TOKEN: the bearer that may read /metrics
     data_keys: str | None = None  # GATEWAY_DATA_KEYS: the keyring for what people wrote, at rest
 
     @classmethod
@@ -43,6 +44,7 @@ class Settings:
             demo_accounts=env.get("GATEWAY_DEMO_ACCOUNTS", "").lower() in ("1", "true", "yes"),
             declare_topology=env.get("GATEWAY_DECLARE_TOPOLOGY", "1").lower() not in ("0", "false", "no"),
             data_keys=env.get("GATEWAY_DATA_KEYS") or None,
+            metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
             desk_teams=tuple(t.strip() for t in env.get("GATEWAY_DESK_TEAMS", "").split(",") if t.strip()),
             fake_time=fake_time,
             amqp_url=env.get("GATEWAY_AMQP_URL") or None,

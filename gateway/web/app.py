@@ -27,6 +27,9 @@ log = structlog.get_logger("gateway.http")
 
 LIVE_KEY = web.AppKey("config", LiveConfig)
 ADMIN_TOKEN_KEY = web.AppKey("admin_token", str)
+METRICS_TOKEN_KEY = web.AppKey("metrics_token", str)
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
 AUDIT_KEY: web.AppKey[AuditLog | None] = web.AppKey("audit")
 STORE_KEY: web.AppKey[Store | None] = web.AppKey("store")
 # A provider's delivery status as the desk shows it beside a reply; others are not shown.
@@ -91,6 +94,18 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Live counters say what just happened (a Masker 19 intake to the national team):
+    with GATEWAY_METRICS_TOKEN only for its bearer, without it only for this machine
+    (a loopback peer that no proxy forwarded)."""
+    token = request.app[METRICS_TOKEN_KEY]
+    if token:
+        presented = request.headers.get("Authorization", "")
+        if not same_secret(presented, f"Bearer {token}"):
+            detail = "GET /metrics needs Authorization: Bearer <GATEWAY_METRICS_TOKEN>"
+            raise Rejected(401, "metrics_token", detail, headers={"WWW-Authenticate": "Bearer"})
+    elif request.remote not in LOOPBACK or any(h in request.headers for h in FORWARDING_HEADERS):
+        detail = "set GATEWAY_METRICS_TOKEN to scrape /metrics from elsewhere"
+        raise Rejected(403, "metrics_local_only", detail)
     registry_ = request.app[METRICS_KEY]
     return web.Response(body=registry_.exposition(), headers={"Content-Type": registry_.content_type})
 
@@ -287,6 +302,7 @@ def create_app(
     webhooks: bool = True,
     readiness: dict[str, Callable[[], bool]] | None = None,
     admin_token: str = "",
+    metrics_token: str = "",
     audit: AuditLog | None = None,
     store: Store | None = None,
 ) -> web.Application:
@@ -295,6 +311,7 @@ def create_app(
     app = web.Application(middlewares=[_errors], client_max_size=max_body)
     app[LIVE_KEY] = live
     app[ADMIN_TOKEN_KEY] = admin_token
+    app[METRICS_TOKEN_KEY] = metrics_token
     app[AUDIT_KEY] = audit
     app[STORE_KEY] = store
     app[BROKER_KEY] = broker

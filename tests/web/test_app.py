@@ -81,3 +81,25 @@ async def test_webhook_reply_is_json_with_the_envelope_ids(embedded_service) -> 
             break
         await asyncio.sleep(0.01)
     assert payload["ids"] == stored
+
+
+async def test_metrics_are_for_this_machine_or_the_tokens_bearer(config) -> None:
+    from dataclasses import replace
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.service import build_service
+    from tests.conftest import settings_for
+
+    open_service = build_service(settings_for(None), config)
+    async with TestClient(TestServer(open_service.app)) as client:
+        assert (await client.get("/metrics")).status == 200  # loopback, as a local scrape
+        forwarded = await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert forwarded.status == 403 and (await forwarded.json())["error"] == "metrics_local_only"
+    guarded = build_service(replace(settings_for(None), metrics_token="m" * 32), config)
+    async with TestClient(TestServer(guarded.app)) as client:
+        refused = await client.get("/metrics")
+        assert refused.status == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status == 401
+        scraped = await client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 32})
+        assert scraped.status == 200 and "gateway_broker_connected" in await scraped.text()
