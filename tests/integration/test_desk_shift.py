@@ -340,6 +340,52 @@ async def test_a_reply_to_a_person_who_left_the_web_chat_is_refused_with_that_re
     assert (status, answer["error"]) == (409, "person_left")
 
 
+async def test_a_reply_that_reaches_the_web_chat_after_the_person_left_shows_as_not_delivered(
+    desks, tmp_path
+) -> None:
+    """The reply was published while the person was there; the outbound role delivers it
+    after their quick exit: the counsellor sees it failed, with the reason, not "queued"."""
+    from aiohttp import ClientSession
+
+    from tests.conftest import ServiceProcess
+
+    tokens, a = desks["tokens"], desks["a"]
+    channel = "webchat-zuidoost-brabant"
+    async with (
+        ClientSession() as session,
+        session.ws_connect(f"{a.base}/channels/{channel}/socket", headers={"Origin": a.base}) as socket,
+    ):
+        await socket.send_json({"type": "start"})
+        assert (await socket.receive_json(timeout=10))["type"] == "started"
+        await socket.send_json({"type": "message", "seq": 1, "text": "Is daar iemand?"})
+        for _ in range(100):
+            chats = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "webchat"]
+            if chats:
+                break
+            await asyncio.sleep(0.1)
+        c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
+        assert (await call(a.base, "POST", c + "/claim", tokens["anna-zob"]))[0] == 200
+        status, _ = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ik ben er."})
+        assert status == 202
+        await socket.send_json({"type": "end"})  # quick exit, before any outbound role took the reply
+    outbound = ServiceProcess(
+        desks["url"], tmp_path / "outbound.log", roles=("outbound",), config_dir=desks["root"],
+        GATEWAY_DATABASE_URL=desks["database_url"],
+    )  # fmt: skip
+    try:
+        await outbound.wait_ready(40)
+        for _ in range(150):
+            status, seen = await call(a.base, "GET", c, tokens["anna-zob"])
+            (reply,) = [e for e in seen["transcript"] if e["direction"] == "out" and e["author"]]
+            if reply["delivery"]["status"] != "queued":
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        outbound.stop()
+    assert reply["delivery"] == {"status": "failed", "reason": "session_ended"}
+    assert seen["person_left"] is True
+
+
 # the coordinator's wall board
 
 

@@ -541,10 +541,24 @@
 
   var DELIVERY = { queued: "in de wachtrij", sent: "verstuurd", delivered: "afgeleverd", read: "gelezen", failed: "mislukt" };
 
+  // Why a reply did not arrive, in words a counsellor reads; the code stays beside it.
+  var NOT_DELIVERED = {
+    session_ended: "de persoon heeft de chat verlaten",
+    whatsapp_window_closed: "de 24 uur van WhatsApp zijn voorbij en er is geen sjabloon ingesteld",
+    "telegram-403": "de persoon heeft de bot geblokkeerd",
+    "twilio-21211": "het nummer is ongeldig",
+    "twilio-21610": "de persoon heeft zich afgemeld (STOP)",
+    unreadable_handle: "het adres van de persoon is niet meer te openen"
+  };
+
   function deliveryText(delivery) {
     if (!delivery || !delivery.status) { return ""; }
     var label = DELIVERY[delivery.status] || delivery.status;
-    if (delivery.status === "failed") { return label + ": " + (delivery.reason || "onbekende reden"); }
+    if (delivery.status === "failed") {
+      var reason = delivery.reason || "";
+      var why = NOT_DELIVERED[reason];
+      return "niet afgeleverd: " + (why ? why + " (" + reason + ")" : (reason || "onbekende reden"));
+    }
     return label;
   }
 
