@@ -292,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     new_key = data_commands.add_parser("new-key", help="print a new entry (id:key) for GATEWAY_DATA_KEYS")
     new_key.add_argument("id", help="the key's id: 1-16 of a-z, 0-9 and - (for example 2026-12)")
     new_key.set_defaults(func=_data_new_key)
+    keys = commands.add_parser("keys", help="the gateway's keys, one per purpose and role")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    generate = keys_commands.add_parser(
+        "generate", help="print a complete set of fresh keys as an env file (each line names its roles)"
+    )
+    generate.add_argument("--json", action="store_true", help="print one JSON object instead")
+    generate.add_argument(
+        "--from-secret",
+        action="store_true",
+        help="moving from GATEWAY_SECRET_KEY alone: keep its pseudonyms and its data key (read from "
+        "the environment) beside the new keys",
+    )
+    generate.add_argument("--data-key-id", default="k1", help="the new data key's id (default k1)")
+    generate.set_defaults(func=_keys_generate)
     audit = commands.add_parser("audit", help="the access log (NEN 7513)")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -352,6 +366,53 @@ def _data_new_key(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+KEY_ROLES = {  # what `keys generate` says each key is and who holds it (docs/operations.md, Keys)
+    "GATEWAY_PSEUDONYM_KEY": "pseudonyms and conversation ids. Roles: ingest",
+    "GATEWAY_SEAL_PUBLIC_KEY": "seals reply handles (cannot open them). Roles: ingest",
+    "GATEWAY_SEAL_PRIVATE_KEY": "opens reply handles. Roles: outbound, desk (reveal, person left)",
+    "GATEWAY_DESK_SESSION_KEY": "CSRF, OpenID sign-in, recovery codes, TOTP secrets. Roles: desk",
+    "GATEWAY_PAGES_KEY": "channel pages (Masker 19's CSRF tokens). Roles: ingest",
+    "GATEWAY_DATA_KEYS": "what people wrote, at rest; newest first. Roles: desk",
+}
+
+
+def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
+    """Print fresh keys, one variable a line under a comment naming its roles. Nothing is
+    written anywhere: redirect it into the deployment's secret store or env file."""
+    from gateway.support import keys
+    from gateway.support.fieldcrypt import DERIVED_KEY_ID, generate_key
+
+    values = keys.generate()
+    try:
+        data_keys = generate_key(args.data_key_id)
+    except ValueError as exc:
+        print(f"gateway: --data-key-id: {exc}", file=sys.stderr)
+        return 2
+    if args.from_secret:
+        if settings.secret_key is None:
+            print("gateway: --from-secret reads GATEWAY_SECRET_KEY from the environment; it is not set",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        if args.data_key_id == DERIVED_KEY_ID:
+            print(f"gateway: --data-key-id {DERIVED_KEY_ID} is the try-out's key's id", file=sys.stderr)
+            return 2
+        values[keys.PSEUDONYM] = keys.pseudonym_key_from_secret(settings.secret_key)
+        data_keys += "," + keys.data_key_entry_from_secret(settings.secret_key, DERIVED_KEY_ID)
+    values["GATEWAY_DATA_KEYS"] = data_keys
+    if args.json:
+        print(orjson.dumps(values, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print("# The gateway's keys (gateway keys generate). Give each role only the lines naming it;")
+    print("# never commit this file. docs/operations.md, Keys: what each is and how to rotate it.")
+    if args.from_secret:
+        print("# --from-secret: the pseudonym key and the second data key continue GATEWAY_SECRET_KEY's;")
+        print("# keep GATEWAY_SECRET_KEY on outbound and desk only, until the migration window ends.")
+    for name, value in values.items():
+        print(f"# {KEY_ROLES[name]}")
+        print(f"{name}={value}")
     return 0
 
 

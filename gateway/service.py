@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from gateway.store.database import Store
 from gateway.store.queue import queue_places
 from gateway.support.clock import make_clock
 from gateway.support.fieldcrypt import FieldCipher
-from gateway.support.keys import Keyring, SealError
+from gateway.support.keys import ROLE_KEYS, Keyring, MissingKey, SealError
 from gateway.support.metrics import Metrics
 from gateway.support.settings import Settings
 from gateway.web.app import LINKS_KEY, create_app, page_channels, reload_config
@@ -132,16 +133,60 @@ def _media_sources(
     return source
 
 
-def data_cipher(settings: Settings, keyring: Keyring) -> FieldCipher:
-    """GATEWAY_DATA_KEYS, or for a try-out a data key derived from GATEWAY_SECRET_KEY."""
+def make_keyring(settings: Settings, roles: Collection[str]) -> Keyring:
+    """The keys these roles need, each from its own variable; or, with GATEWAY_SECRET_KEY
+    alone (a try-out), every key derived from it. A role without a key it needs stops here,
+    naming the variable."""
+    specific = settings.specific_keys
+    if not specific:
+        if settings.secret_key is None:
+            log.warning(
+                "ephemeral_secret_key",
+                detail="GATEWAY_SECRET_KEY is not set: generated a key for this run only; "
+                "pseudonyms change and sealed reply handles become unreadable after a restart",
+            )
+            return Keyring(Keyring.generate_secret())
+        log.warning(
+            "keys_derived",
+            detail="only GATEWAY_SECRET_KEY is set: EVERY key is derived from it, so any process "
+            "holding it can open every reply handle and make a desk session. For a try-out only: "
+            "give each role its own keys (gateway keys generate, docs/operations.md)",
+        )
+        return Keyring(settings.secret_key)
+    keyring = Keyring.from_env(specific, legacy_secret=settings.secret_key)
+    missing = keyring.missing(sorted({variable for role in roles for variable in ROLE_KEYS[role]}))
+    if missing:
+        raise ValueError(
+            f"the {', '.join(sorted(roles))} role(s) need {', '.join(missing)} "
+            "(`gateway keys generate`; which role holds which key: docs/operations.md)"
+        )
+    if settings.secret_key is not None:
+        log.info(
+            "legacy_secret_key",
+            detail="GATEWAY_SECRET_KEY is set beside the specific keys: it only opens reply handles "
+            "and second factors sealed before the key split; remove it when the migration window ends",
+        )
+    return keyring
+
+
+def data_cipher(settings: Settings, keyring: Keyring, required: bool = False) -> FieldCipher:
+    """GATEWAY_DATA_KEYS, or for a try-out a data key derived from GATEWAY_SECRET_KEY.
+    `required`: this process keeps what people wrote (the desk); with specific keys it
+    must have its data keys."""
     if settings.data_keys is not None:
         return FieldCipher.from_env(settings.data_keys)
-    if settings.secret_key is not None:
-        log.warning(
-            "data_key_derived",
-            detail="GATEWAY_DATA_KEYS is not set: what people write is encrypted at rest under a key "
-            "derived from GATEWAY_SECRET_KEY; give production its own data keys (docs/operations.md)",
+    if required and not keyring.derived:
+        raise ValueError(
+            "the desk role needs GATEWAY_DATA_KEYS (`gateway data new-key <id>`; docs/operations.md)"
         )
+    if settings.secret_key is not None and keyring.derived:
+        if required:
+            log.warning(
+                "data_key_derived",
+                detail="GATEWAY_DATA_KEYS is not set: what people write is encrypted at rest under a "
+                "key derived from GATEWAY_SECRET_KEY; give production its own data keys "
+                "(docs/operations.md)",
+            )
         return FieldCipher.derived(settings.secret_key)
     return FieldCipher.ephemeral()
 
@@ -170,6 +215,8 @@ class KindHost:
     settings: Settings
     serves_pages: bool
     identities: Identities
+    # A kind's page keys where no pages are served (GATEWAY_PAGES_KEY is ingest's): never used.
+    _unused_page_keys: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -187,7 +234,12 @@ class KindHost:
         return self.clock()
 
     def key_for(self, purpose: str) -> bytes:
-        return self.keyring.key_for(purpose)
+        try:
+            return self.keyring.key_for(purpose)
+        except MissingKey:
+            if self.serves_pages:
+                raise
+            return self._unused_page_keys.setdefault(purpose, os.urandom(32))
 
     async def accept(self, channel: Channel[Any], messages: tuple[InboundMessage, ...]) -> list[str]:
         return await self.ingest.accept(channel, messages)
@@ -254,14 +306,8 @@ def build_service(
     registered = kinds()
     config = config or loader.load_config(settings.config_dir, registered)
     metrics = Metrics()
-    if settings.secret_key is None:
-        log.warning(
-            "ephemeral_secret_key",
-            detail="GATEWAY_SECRET_KEY is not set: generated a key for this run only; "
-            "pseudonyms change and sealed reply handles become unreadable after a restart",
-        )
-    keyring = Keyring(settings.secret_key or Keyring.generate_secret())
-    fields = data_cipher(settings, keyring)
+    keyring = make_keyring(settings, roles)
+    fields = data_cipher(settings, keyring, required="desk" in roles)
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
     live = LiveConfig(config, registered)
@@ -277,7 +323,8 @@ def build_service(
     retention = tuple(kind.forget_before for kind in registered.values())
     # Sessions and the access log keep real time, as the desk does, not the schedules' clock.
     identities = Identities(store, keyring, metrics)
-    live.subscribe(_ending_changed_sessions(identities, config))
+    if "desk" in roles:  # the desk's sessions are the desk's (its database role alone may end them)
+        live.subscribe(_ending_changed_sessions(identities, config))
     desk = (
         Desk(
             live,

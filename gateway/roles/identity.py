@@ -25,7 +25,7 @@ from gateway.domain.identity import Identity, LocalAccount, Method, Session, Sig
 from gateway.domain.messages import Rejected
 from gateway.store.database import Store
 from gateway.store.identity import AuditEvent, AuditLog, Credentials, Sessions, StoredCredentials
-from gateway.support.keys import Keyring, SealError
+from gateway.support.keys import LEGACY_SEAL_PREFIX, Keyring, SealError
 from gateway.support.metrics import Metrics
 from gateway.support.passwords import ChecksBusy, PasswordChecks, needs_upgrade
 from gateway.support.ratelimit import Window
@@ -57,7 +57,7 @@ class Identities:
         self._store = store
         self._keyring = keyring
         self._metrics = metrics
-        self._recovery_key = keyring.key_for("identity/recovery-codes")
+        self._recovery_key: bytes | None = None  # the desk's key: taken when first used
         self.sessions = Sessions(store, self._clock)
         self.credentials = Credentials(store, self._clock)
         self.audit = AuditLog(store, self._clock, self._count)
@@ -169,14 +169,19 @@ class Identities:
             if step is not None and await self.credentials.use_step(
                 account.realm, account.id, step, connection
             ):
+                if secret and sealed.startswith(LEGACY_SEAL_PREFIX):  # sealed before the key split
+                    relocked = self._keyring.lock({"totp": secret})
+                    await self.credentials.update(account.realm, account.id, connection, totp_sealed=relocked)
                 return "password+totp"
             return None
         if len(code) == 10 and "-" not in code:
             code = f"{code[:5]}-{code[5:]}"
-        if await self.credentials.use_recovery(
-            account.realm, account.id, self._recovery_hash(account, code), connection
-        ):
-            return "password+recovery"
+        legacy = self._keyring.legacy_key_for("identity/recovery-codes")
+        for key in (self._recovery_key_now(), legacy):
+            if key is not None and await self.credentials.use_recovery(
+                account.realm, account.id, self._recovery_hash(account, code, key), connection
+            ):
+                return "password+recovery"
         return None
 
     def _matching_step(self, secret: str, code: str) -> int | None:
@@ -189,15 +194,26 @@ class Identities:
                 return totp.timecode(at)
         return None
 
-    def _recovery_hash(self, account: LocalAccount, code: str) -> str:
+    def _recovery_key_now(self) -> bytes:
+        if self._recovery_key is None:
+            self._recovery_key = self._keyring.key_for("identity/recovery-codes")
+        return self._recovery_key
+
+    def _recovery_hash(self, account: LocalAccount, code: str, key: bytes | None = None) -> str:
+        """Under the desk's key; `key`: another (the legacy one, for codes made before the
+        key split)."""
         message = f"{account.realm}|{account.id}|{code}".encode()
-        return hmac.new(self._recovery_key, message, "sha256").hexdigest()
+        return hmac.new(key or self._recovery_key_now(), message, "sha256").hexdigest()
 
     def _unseal(self, sealed: str) -> str | None:
         try:
-            return self._keyring.unseal(sealed).get("totp")
+            return self._keyring.unlock(sealed).get("totp")
         except SealError:
-            log.error("second_factor_unreadable", detail="sealed under another GATEWAY_SECRET_KEY")
+            log.error(
+                "second_factor_unreadable",
+                detail="sealed under another GATEWAY_DESK_SESSION_KEY, or before the key split "
+                "while GATEWAY_SECRET_KEY is no longer configured",
+            )
             return None
 
     async def _start(
@@ -303,7 +319,7 @@ class Identities:
         otpauth:// URI and that URI as an inline SVG QR code (made here, no third party)."""
         secret = pyotp.random_base32()
         await self.credentials.update(
-            account.realm, account.id, totp_pending_sealed=self._keyring.seal({"totp": secret})
+            account.realm, account.id, totp_pending_sealed=self._keyring.lock({"totp": secret})
         )
         uri = pyotp.TOTP(secret).provisioning_uri(name=account.id, issuer_name=TOTP_ISSUER)
         svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#000", light="#fff")

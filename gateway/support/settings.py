@@ -23,6 +23,25 @@ class Settings:
     desk_teams: tuple[str, ...] = ()
     metrics_token: str | None = None  # GATEWAY_METRICS_TOKEN: the bearer that may read /metrics
     data_keys: str | None = None  # GATEWAY_DATA_KEYS: the keyring for what people wrote, at rest
+    # A key per purpose (gateway/support/keys.py; `gateway keys generate`), each held only
+    # by the roles that need it; without any, GATEWAY_SECRET_KEY derives them all (try-out).
+    pseudonym_key: str | None = None  # GATEWAY_PSEUDONYM_KEY
+    seal_public_key: str | None = None  # GATEWAY_SEAL_PUBLIC_KEY
+    seal_private_key: str | None = None  # GATEWAY_SEAL_PRIVATE_KEY
+    desk_session_key: str | None = None  # GATEWAY_DESK_SESSION_KEY
+    pages_key: str | None = None  # GATEWAY_PAGES_KEY
+
+    @property
+    def specific_keys(self) -> dict[str, str]:
+        """The specific keys given, by variable name."""
+        given = {
+            "GATEWAY_PSEUDONYM_KEY": self.pseudonym_key,
+            "GATEWAY_SEAL_PUBLIC_KEY": self.seal_public_key,
+            "GATEWAY_SEAL_PRIVATE_KEY": self.seal_private_key,
+            "GATEWAY_DESK_SESSION_KEY": self.desk_session_key,
+            "GATEWAY_PAGES_KEY": self.pages_key,
+        }
+        return {name: value for name, value in given.items() if value}
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -45,6 +64,11 @@ class Settings:
             declare_topology=env.get("GATEWAY_DECLARE_TOPOLOGY", "1").lower() not in ("0", "false", "no"),
             data_keys=env.get("GATEWAY_DATA_KEYS") or None,
             metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
+            pseudonym_key=env.get("GATEWAY_PSEUDONYM_KEY") or None,
+            seal_public_key=env.get("GATEWAY_SEAL_PUBLIC_KEY") or None,
+            seal_private_key=env.get("GATEWAY_SEAL_PRIVATE_KEY") or None,
+            desk_session_key=env.get("GATEWAY_DESK_SESSION_KEY") or None,
+            pages_key=env.get("GATEWAY_PAGES_KEY") or None,
             desk_teams=tuple(t.strip() for t in env.get("GATEWAY_DESK_TEAMS", "").split(",") if t.strip()),
             fake_time=fake_time,
             amqp_url=env.get("GATEWAY_AMQP_URL") or None,
