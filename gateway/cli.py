@@ -292,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     new_key = data_commands.add_parser("new-key", help="print a new entry (id:key) for GATEWAY_DATA_KEYS")
     new_key.add_argument("id", help="the key's id: 1-16 of a-z, 0-9 and - (for example 2026-12)")
     new_key.set_defaults(func=_data_new_key)
+    db = commands.add_parser("db", help="the database schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_commands.add_parser(
+        "migrate", help="migrate GATEWAY_DATABASE_URL to the newest schema (as the owner; then roles.sql)"
+    )
+    migrate.set_defaults(func=_db_migrate)
     keys = commands.add_parser("keys", help="the gateway's keys, one per purpose and role")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     generate = keys_commands.add_parser(
@@ -366,6 +372,26 @@ def _data_new_key(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _db_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    """What every starting process does first, alone: for a deployment whose roles sign in
+    with database roles that may not create tables (deploy/postgres/roles.sql)."""
+    if settings.database_url is None:
+        print("gateway: set GATEWAY_DATABASE_URL to the database, as its owner", file=sys.stderr)
+        return 2
+    from gateway.service import make_store
+
+    async def run() -> None:
+        store = make_store(settings.database_url)
+        try:
+            await store.start()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    print("database migrated to the newest schema")
     return 0
 
 

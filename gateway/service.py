@@ -138,6 +138,9 @@ def make_keyring(settings: Settings, roles: Collection[str]) -> Keyring:
     alone (a try-out), every key derived from it. A role without a key it needs stops here,
     naming the variable."""
     specific = settings.specific_keys
+    needed = sorted({variable for role in roles for variable in ROLE_KEYS[role]})
+    if not specific and settings.secret_key is None and not needed:
+        return Keyring.from_keys()  # the router: no key at all
     if not specific:
         if settings.secret_key is None:
             log.warning(
@@ -154,7 +157,7 @@ def make_keyring(settings: Settings, roles: Collection[str]) -> Keyring:
         )
         return Keyring(settings.secret_key)
     keyring = Keyring.from_env(specific, legacy_secret=settings.secret_key)
-    missing = keyring.missing(sorted({variable for role in roles for variable in ROLE_KEYS[role]}))
+    missing = keyring.missing(needed)
     if missing:
         raise ValueError(
             f"the {', '.join(sorted(roles))} role(s) need {', '.join(missing)} "
