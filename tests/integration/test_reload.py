@@ -42,6 +42,7 @@ settings:
   account_sid: ${{GW_SMS_HAAGLANDEN_ACCOUNT_SID}}
   auth_token: ${{GW_SMS_HAAGLANDEN_AUTH_TOKEN}}
   number: "+3197010580009"
+  public_url: https://gateway.veiligthuis.example/channels/{NEW_CHANNEL}/webhook
 """
 
 
@@ -82,7 +83,8 @@ async def post_sms(base: str, channel: str) -> int:
     fields = {"MessageSid": "SM" + uuid.uuid4().hex, "From": "+31611111111", "To": "+3197010580009",
               "Body": "hallo", "NumMedia": "0", "AccountSid": NEW_SID}  # fmt: skip
     url = f"{base}/channels/{channel}/webhook"
-    signature = RequestValidator(NEW_AUTH).compute_signature(url, fields)
+    public = f"https://gateway.veiligthuis.example/channels/{channel}/webhook"  # as Twilio calls it
+    signature = RequestValidator(NEW_AUTH).compute_signature(public, fields)
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
     async with ClientSession() as session, session.post(url, data=urlencode(fields), headers=headers) as r:
         return r.status
