@@ -48,6 +48,8 @@ from tests.helpers.harness import (
 )
 from tests.helpers.traffic import SECRETS, Load, MixedTraffic, desk_rows, drive, parse_arrivals, tally
 
+SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789"  # the processes' try-out key
+
 ROLES = ("desk", "router", "ingest")
 OPEN_MONDAY_MORNING = "2025-11-24T10:00:00+01:00"
 
@@ -70,7 +72,7 @@ async def soak(
         GATEWAY_AMQP_URL=vhost.url,
         GATEWAY_DATABASE_URL=database_url,
         GATEWAY_CONFIG=str(config_dir),
-        GATEWAY_SECRET_KEY="bench-secret-key-0123456789abcdef0123456789",
+        GATEWAY_SECRET_KEY=SECRET_KEY,
         GATEWAY_LOG_LEVEL="WARNING",
         GATEWAY_FAKE_TIME=OPEN_MONDAY_MORNING,
         **SECRETS,
@@ -116,10 +118,12 @@ async def soak(
         usage_end = {role: resources(process) for role, process in processes.items()}
         acknowledged = sum(len(seqs) for seqs in load.acknowledged().values())
         deadline = loop.time() + 120
-        result = tally(traffic, load, parse_arrivals(traffic.run, await desk_rows(database_url)))
+        rows = await desk_rows(database_url, SECRET_KEY)
+        result = tally(traffic, load, parse_arrivals(traffic.run, rows))
         while result.delivered < acknowledged and loop.time() < deadline:
             await asyncio.sleep(1)
-            result = tally(traffic, load, parse_arrivals(traffic.run, await desk_rows(database_url)))
+            rows = await desk_rows(database_url, SECRET_KEY)
+            result = tally(traffic, load, parse_arrivals(traffic.run, rows))
     finally:
         for process in processes.values():
             process.__exit__()

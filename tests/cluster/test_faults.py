@@ -23,7 +23,7 @@ from gateway.service import load_config, topology_for
 from scripts.rabbitmq_cluster import Cluster
 from tests.cluster.conftest import PUBLISH_TIMEOUT, REPORTS, fault_config, queue_table
 from tests.cluster.diagnosis import explain_missing, roles_view
-from tests.conftest import ServiceProcess, clean_state
+from tests.conftest import TEST_SECRET, ServiceProcess, clean_state
 from tests.helpers.harness import metric_total
 from tests.helpers.traffic import (
     SECRETS,
@@ -146,14 +146,16 @@ async def run_under_load(
         acknowledged = sum(len(seqs) for seqs in load.acknowledged().values())
         deadline = loop.time() + 90
         while loop.time() < deadline:
-            result = tally(traffic, load, parse_arrivals(traffic.run, await desk_rows(database_url)))
+            rows = await desk_rows(database_url, TEST_SECRET)
+            result = tally(traffic, load, parse_arrivals(traffic.run, rows))
             if result.delivered >= acknowledged:
                 break
             await asyncio.sleep(0.5)
         await asyncio.sleep(2.0)  # a late duplicate would have arrived by now
         stop_watching.set()
         await watcher
-        result = tally(traffic, load, parse_arrivals(traffic.run, await desk_rows(database_url)))
+        rows = await desk_rows(database_url, TEST_SECRET)
+        result = tally(traffic, load, parse_arrivals(traffic.run, rows))
         alive = gateway.all_alive()
         report = {
             "fault": name,

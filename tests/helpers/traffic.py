@@ -247,18 +247,26 @@ class Tally:
         }
 
 
-async def desk_rows(database_url: str) -> list[tuple[str, str]]:
+async def desk_rows(database_url: str, secret_key: str) -> list[tuple[str, str]]:
     """(team, text) of every inbound message in the desk's store, in the order the desk shows
-    them: per conversation, by arrival at the gateway."""
+    them: per conversation, by arrival at the gateway. The texts are stored encrypted, under
+    the data key a try-out derives from `secret_key` (the processes' GATEWAY_SECRET_KEY)."""
+    from gateway.support.fieldcrypt import FieldCipher
+
+    cipher = FieldCipher.derived(secret_key)
     db = await asyncpg.connect(database_url)
     try:
         rows = await db.fetch(
-            "SELECT c.team, m.text FROM desk_messages m JOIN desk_conversations c USING (conversation_id)"
+            "SELECT c.team, m.message_id, m.text, m.key_id FROM desk_messages m"
+            " JOIN desk_conversations c USING (conversation_id)"
             " WHERE m.direction = 'in' ORDER BY m.conversation_id, m.at, m.message_id"
         )
     finally:
         await db.close()
-    return [(row["team"], row["text"]) for row in rows]
+    return [
+        (row["team"], cipher.decrypt_text(row["key_id"], row["text"], f"desk_messages:{row['message_id']}"))
+        for row in rows
+    ]
 
 
 def parse_arrivals(run: str, rows: list[tuple[str, str]]) -> list[Arrival]:
