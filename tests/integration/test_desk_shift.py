@@ -305,6 +305,22 @@ async def test_a_returning_contact_shows_its_earlier_contacts_and_nothing_that_i
     assert "sender" not in seen and "+316" not in str(seen) and "p_" not in str(seen["earlier"])
 
 
+async def web_chat_claimed(desks: dict, socket, text: str) -> str:
+    """A person starts a web chat and writes; anna-zob claims it. The conversation's path."""
+    await socket.send_json({"type": "start"})
+    assert (await socket.receive_json(timeout=10))["type"] == "started"
+    await socket.send_json({"type": "message", "seq": 1, "text": text})
+    assert (await socket.receive_json(timeout=10)) == {"type": "ack", "seq": 1}
+    for _ in range(100):
+        chats = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "webchat"]
+        if chats:
+            break
+        await asyncio.sleep(0.1)
+    c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
+    assert (await call(desks["a"].base, "POST", c + "/claim", desks["tokens"]["anna-zob"]))[0] == 200
+    return c
+
+
 async def test_a_reply_to_a_person_who_left_the_web_chat_is_refused_with_that_reason(desks) -> None:
     from aiohttp import ClientSession
 
@@ -314,17 +330,7 @@ async def test_a_reply_to_a_person_who_left_the_web_chat_is_refused_with_that_re
         ClientSession() as session,
         session.ws_connect(f"{a.base}/channels/{channel}/socket", headers={"Origin": a.base}) as socket,
     ):
-        await socket.send_json({"type": "start"})
-        assert (await socket.receive_json(timeout=10))["type"] == "started"
-        await socket.send_json({"type": "message", "seq": 1, "text": "Hallo, is daar iemand?"})
-        assert (await socket.receive_json(timeout=10)) == {"type": "ack", "seq": 1}
-        for _ in range(100):
-            chats = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "webchat"]
-            if chats:
-                break
-            await asyncio.sleep(0.1)
-        c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
-        assert (await call(a.base, "POST", c + "/claim", tokens["anna-zob"]))[0] == 200
+        c = await web_chat_claimed(desks, socket, "Hallo, is daar iemand?")
         status, seen = await call(a.base, "GET", c, tokens["anna-zob"])
         assert status == 200 and seen["person_left"] is False
         status, _ = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ja, ik ben er."})
@@ -355,16 +361,7 @@ async def test_a_reply_that_reaches_the_web_chat_after_the_person_left_shows_as_
         ClientSession() as session,
         session.ws_connect(f"{a.base}/channels/{channel}/socket", headers={"Origin": a.base}) as socket,
     ):
-        await socket.send_json({"type": "start"})
-        assert (await socket.receive_json(timeout=10))["type"] == "started"
-        await socket.send_json({"type": "message", "seq": 1, "text": "Is daar iemand?"})
-        for _ in range(100):
-            chats = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "webchat"]
-            if chats:
-                break
-            await asyncio.sleep(0.1)
-        c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
-        assert (await call(a.base, "POST", c + "/claim", tokens["anna-zob"]))[0] == 200
+        c = await web_chat_claimed(desks, socket, "Is daar iemand?")
         status, _ = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ik ben er."})
         assert status == 202
         await socket.send_json({"type": "end"})  # quick exit, before any outbound role took the reply
