@@ -43,7 +43,8 @@ from gateway.domain.messages import (
     SendFailed,
     WebhookRequest,
 )
-from gateway.support.fieldcrypt import EncryptedColumn
+from gateway.support.fieldcrypt import EncryptedColumn, FieldCipher
+from gateway.support.ratelimit import Limiter
 
 S = TypeVar("S", bound=KindSettings)
 
@@ -122,6 +123,18 @@ class Host(Protocol):
         """An independent key for one purpose of this kind (signed cookies, CSRF)."""
         ...
 
+    @property
+    def fields(self) -> FieldCipher:
+        """The keys (GATEWAY_CHANNEL_DATA_KEYS, not the desk's) for what a person or a
+        counsellor wrote that the kind keeps in its tables; declare those columns in
+        `encrypted_columns`."""
+        ...
+
+    @property
+    def limiter(self) -> Limiter:
+        """The rate limits, shared by every process of the service when it has Redis."""
+        ...
+
     async def accept(self, channel: Channel[Any], messages: tuple[InboundMessage, ...]) -> list[str]:
         """The one ingest path, as for a webhook: count, publish confirmed, return envelope
         ids; raises PublishError when the broker did not take them."""
@@ -160,8 +173,8 @@ class ChannelKind(Generic[S]):
     static: ClassVar[Path | None] = None
     sensitive_log_keys: ClassVar[frozenset[str]] = frozenset()  # log keys redacted beside the core's
     quiet_loggers: ClassVar[tuple[str, ...]] = ()  # its SDK's loggers: kept to warnings
-    # Columns of its own tables that hold what people wrote, encrypted with the data keys
-    # (`Host.fields`); `gateway data rotate` re-encrypts them with the core's.
+    # Columns of its own tables that hold what people wrote, encrypted with `Host.fields`
+    # (GATEWAY_CHANNEL_DATA_KEYS); `gateway data rotate` re-encrypts them.
     encrypted_columns: ClassVar[tuple[EncryptedColumn, ...]] = ()
 
     def verify(self, channel: Channel[S], request: WebhookRequest) -> None:
@@ -208,4 +221,3 @@ class ChannelKind(Generic[S]):
 
     async def close(self) -> None:
         """Release provider clients (HTTP sessions) at shutdown."""
-

@@ -280,16 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     rabbit.add_argument("--config", help="configuration directory")
     rabbit.set_defaults(func=_rabbitmq_definitions)
 
-    data = commands.add_parser("data", help="what people wrote, encrypted at rest (GATEWAY_DATA_KEYS)")
+    data = commands.add_parser(
+        "data", help="what people wrote, encrypted at rest (GATEWAY_DATA_KEYS, GATEWAY_CHANNEL_DATA_KEYS)"
+    )
     data_commands = data.add_subparsers(dest="data_command", required=True)
     rotate = data_commands.add_parser(
-        "rotate", help="re-encrypt stored values under the newest data key, in batches, service running"
+        "rotate", help="re-encrypt stored values under each keyring's newest key, in batches, service running"
     )
     rotate.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
     rotate.add_argument("--pause", type=float, default=0.05, help="seconds between batches (default 0.05)")
     rotate.add_argument("--json", action="store_true", help="print the counts as JSON")
     rotate.set_defaults(func=_data_rotate)
-    new_key = data_commands.add_parser("new-key", help="print a new entry (id:key) for GATEWAY_DATA_KEYS")
+    new_key = data_commands.add_parser("new-key", help="print a new entry (id:key) for a data keyring")
     new_key.add_argument("id", help="the key's id: 1-16 of a-z, 0-9 and - (for example 2026-12)")
     new_key.set_defaults(func=_data_new_key)
     db = commands.add_parser("db", help="the database schema")
@@ -326,42 +328,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _data_rotate(args: argparse.Namespace, settings: Settings) -> int:
-    """Re-encrypt under the newest data key; exit 0 when nothing is left under older
-    keys, 1 when values did not open (their key is not in GATEWAY_DATA_KEYS)."""
-    if settings.database_url is None or settings.data_keys is None:
-        print("gateway: set GATEWAY_DATABASE_URL and GATEWAY_DATA_KEYS (newest key first)", file=sys.stderr)
+    """Re-encrypt under the newest key of each keyring given: the desk's tables under
+    GATEWAY_DATA_KEYS, the channel kinds' under GATEWAY_CHANNEL_DATA_KEYS. Exit 0 when
+    nothing is left under older keys, 1 when values did not open (their key is not in
+    the keyring)."""
+    if settings.database_url is None or (settings.data_keys is None and settings.channel_data_keys is None):
+        print("gateway: set GATEWAY_DATABASE_URL and GATEWAY_DATA_KEYS and/or GATEWAY_CHANNEL_DATA_KEYS "
+              "(newest key first)", file=sys.stderr)  # fmt: skip
         return 2
     from adapters.registry import kinds
     from gateway.service import make_store
-    from gateway.store.rotation import CORE_COLUMNS, rotate
-    from gateway.support.fieldcrypt import FieldCipher
+    from gateway.store.rotation import CORE_COLUMNS, Rotated, rotate
+    from gateway.support.fieldcrypt import CHANNEL_DATA_KEYS, DATA_KEYS, EncryptedColumn, FieldCipher
 
+    kind_columns = tuple(c for kind in kinds().values() for c in kind.encrypted_columns)
+    work: list[tuple[FieldCipher, tuple[EncryptedColumn, ...]]] = []
     try:
-        cipher = FieldCipher.from_env(settings.data_keys)
+        if settings.data_keys is not None:
+            work.append((FieldCipher.from_env(settings.data_keys, DATA_KEYS), CORE_COLUMNS))
+        if settings.channel_data_keys is not None:
+            work.append((FieldCipher.from_env(settings.channel_data_keys, CHANNEL_DATA_KEYS), kind_columns))
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    columns = CORE_COLUMNS + tuple(c for kind in kinds().values() for c in kind.encrypted_columns)
 
-    async def run() -> Any:
+    async def run() -> list[Rotated]:
         store = make_store(settings.database_url)
         try:
             await store.start()
-            return await rotate(store, cipher, columns, batch=args.batch, pause=args.pause)
+            return [await rotate(store, c, cols, batch=args.batch, pause=args.pause) for c, cols in work]
         finally:
             await store.close()
 
-    result = asyncio.run(run())
-    summary = {"newest": result.newest, "rotated": result.rotated, "unreadable": result.unreadable,
-               "left_locked": result.skipped_locked}  # fmt: skip
+    results = asyncio.run(run())
+    newest = {table: result.newest for result in results for table in result.rotated}
+    rotated = {table: n for result in results for table, n in result.rotated.items()}
+    unreadable = {table: n for result in results for table, n in result.unreadable.items()}
+    locked = {table: n for result in results for table, n in result.skipped_locked.items()}
     if args.json:
+        summary = {"newest": newest, "rotated": rotated, "unreadable": unreadable, "left_locked": locked}
         print(orjson.dumps(summary).decode())
     else:
-        for table, count in result.rotated.items():
-            unreadable, locked = result.unreadable[table], result.skipped_locked[table]
-            print(f"{table}: {count} re-encrypted under {result.newest}, {unreadable} unreadable, "
-                  f"{locked} in use (run again)")  # fmt: skip
-    return 1 if any(result.unreadable.values()) else 0
+        for table, count in rotated.items():
+            print(f"{table}: {count} re-encrypted under {newest[table]}, {unreadable[table]} unreadable, "
+                  f"{locked[table]} in use (run again)")  # fmt: skip
+    return 1 if any(unreadable.values()) else 0
 
 
 def _data_new_key(args: argparse.Namespace, settings: Settings) -> int:
@@ -401,7 +412,8 @@ KEY_ROLES = {  # what `keys generate` says each key is and who holds it (docs/op
     "GATEWAY_SEAL_PRIVATE_KEY": "opens reply handles. Roles: outbound, desk (reveal, person left)",
     "GATEWAY_DESK_SESSION_KEY": "CSRF, OpenID sign-in, recovery codes, TOTP secrets. Roles: desk",
     "GATEWAY_PAGES_KEY": "channel pages (Masker 19's CSRF tokens). Roles: ingest",
-    "GATEWAY_DATA_KEYS": "what people wrote, at rest; newest first. Roles: desk",
+    "GATEWAY_DATA_KEYS": "the desk's transcripts, notes, attachments at rest; newest first. Roles: desk",
+    "GATEWAY_CHANNEL_DATA_KEYS": "web chat replies at rest; newest first. Roles: outbound, ingest",
 }
 
 
@@ -409,11 +421,11 @@ def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
     """Print fresh keys, one variable a line under a comment naming its roles. Nothing is
     written anywhere: redirect it into the deployment's secret store or env file."""
     from gateway.support import keys
-    from gateway.support.fieldcrypt import DERIVED_KEY_ID, generate_key
+    from gateway.support.fieldcrypt import CHANNEL_DATA_KEYS, DATA_KEYS, DERIVED_KEY_ID, generate_key
 
     values = keys.generate()
     try:
-        data_keys = generate_key(args.data_key_id)
+        keyrings = {variable: generate_key(args.data_key_id) for variable in (DATA_KEYS, CHANNEL_DATA_KEYS)}
     except ValueError as exc:
         print(f"gateway: --data-key-id: {exc}", file=sys.stderr)
         return 2
@@ -426,8 +438,11 @@ def _keys_generate(args: argparse.Namespace, settings: Settings) -> int:
             print(f"gateway: --data-key-id {DERIVED_KEY_ID} is the try-out's key's id", file=sys.stderr)
             return 2
         values[keys.PSEUDONYM] = keys.pseudonym_key_from_secret(settings.secret_key)
-        data_keys += "," + keys.data_key_entry_from_secret(settings.secret_key, DERIVED_KEY_ID)
-    values["GATEWAY_DATA_KEYS"] = data_keys
+        for variable in keyrings:
+            keyrings[variable] += "," + keys.data_key_entry_from_secret(
+                settings.secret_key, DERIVED_KEY_ID, variable
+            )
+    values.update(keyrings)
     if args.json:
         print(orjson.dumps(values, option=orjson.OPT_INDENT_2).decode())
         return 0

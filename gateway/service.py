@@ -40,9 +40,10 @@ from gateway.roles.router import Router
 from gateway.store.database import Store
 from gateway.store.queue import queue_places
 from gateway.support.clock import make_clock
-from gateway.support.fieldcrypt import FieldCipher
+from gateway.support.fieldcrypt import CHANNEL_DATA_KEYS, DATA_KEYS, FieldCipher
 from gateway.support.keys import ROLE_KEYS, Keyring, MissingKey, SealError
 from gateway.support.metrics import Metrics
+from gateway.support.ratelimit import Limiter, LocalLimiter
 from gateway.support.settings import Settings
 from gateway.web.app import LINKS_KEY, create_app, page_channels, reload_config
 from gateway.web.desk_api import add_routes as add_desk_routes
@@ -172,25 +173,35 @@ def make_keyring(settings: Settings, roles: Collection[str]) -> Keyring:
     return keyring
 
 
-def data_cipher(settings: Settings, keyring: Keyring, required: bool = False) -> FieldCipher:
-    """GATEWAY_DATA_KEYS, or for a try-out a data key derived from GATEWAY_SECRET_KEY.
-    `required`: this process keeps what people wrote (the desk); with specific keys it
-    must have its data keys."""
-    if settings.data_keys is not None:
-        return FieldCipher.from_env(settings.data_keys)
-    if required and not keyring.derived:
+# Which roles hold which keyring for what people wrote: the desk its transcripts; outbound
+# (which stores them) and the sockets of ingest (which read them) the web chat's replies.
+DATA_KEY_ROLES = {DATA_KEYS: ("desk",), CHANNEL_DATA_KEYS: ("outbound", "ingest")}
+
+
+def data_cipher(
+    settings: Settings, keyring: Keyring, roles: Collection[str], variable: str = DATA_KEYS
+) -> FieldCipher:
+    """That keyring from its variable, or for a try-out a key derived from
+    GATEWAY_SECRET_KEY. With specific keys, a role that keeps what people wrote must be
+    given the keyring; a role that does not gets a key of its own that opens nothing."""
+    value = settings.data_keys if variable == DATA_KEYS else settings.channel_data_keys
+    needing = sorted(set(roles) & set(DATA_KEY_ROLES[variable]))
+    if value is not None:
+        return FieldCipher.from_env(value, variable)
+    if needing and not keyring.derived:
         raise ValueError(
-            "the desk role needs GATEWAY_DATA_KEYS (`gateway data new-key <id>`; docs/operations.md)"
+            f"the {', '.join(needing)} role(s) need {variable} (`gateway keys generate`; docs/operations.md)"
         )
     if settings.secret_key is not None and keyring.derived:
-        if required:
+        if needing:
             log.warning(
                 "data_key_derived",
-                detail="GATEWAY_DATA_KEYS is not set: what people write is encrypted at rest under a "
+                variable=variable,
+                detail=f"{variable} is not set: what people write is encrypted at rest under a "
                 "key derived from GATEWAY_SECRET_KEY; give production its own data keys "
                 "(docs/operations.md)",
             )
-        return FieldCipher.derived(settings.secret_key)
+        return FieldCipher.derived(settings.secret_key, variable)
     return FieldCipher.ephemeral()
 
 
@@ -218,6 +229,8 @@ class KindHost:
     settings: Settings
     serves_pages: bool
     identities: Identities
+    fields: FieldCipher
+    limiter: Limiter
     # A kind's page keys where no pages are served (GATEWAY_PAGES_KEY is ingest's): never used.
     _unused_page_keys: dict[str, bytes] = field(default_factory=dict)
 
@@ -310,7 +323,9 @@ def build_service(
     config = config or loader.load_config(settings.config_dir, registered)
     metrics = Metrics()
     keyring = make_keyring(settings, roles)
-    fields = data_cipher(settings, keyring, required="desk" in roles)
+    fields = data_cipher(settings, keyring, roles)
+    channel_fields = data_cipher(settings, keyring, roles, CHANNEL_DATA_KEYS)
+    limiter = LocalLimiter()
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
     live = LiveConfig(config, registered)
@@ -350,7 +365,18 @@ def build_service(
         else None
     )
     host = KindHost(
-        live, store, broker, ingest, keyring, metrics, clock, settings, "ingest" in roles, identities
+        live,
+        store,
+        broker,
+        ingest,
+        keyring,
+        metrics,
+        clock,
+        settings,
+        "ingest" in roles,
+        identities,
+        channel_fields,
+        limiter,
     )
     app = create_app(
         live,

@@ -136,6 +136,7 @@ class WebChat(ChannelKind[WebChatSettings]):
     fanout_exchanges = (WEBCHAT_EXCHANGE,)
     migrations = Path(__file__).resolve().parent / "migrations"
     static = STATIC
+    encrypted_columns = (store.REPLY_TEXT,)
 
     def __init__(self) -> None:
         self._host: Host | None = None
@@ -146,7 +147,7 @@ class WebChat(ChannelKind[WebChatSettings]):
 
     async def attach(self, host: Host) -> None:
         self._host = host
-        self._chats = ChatStore(host.database)
+        self._chats = ChatStore(host.database, host.fields)
         self._connections.clear()
         with contextlib.suppress(RuntimeError):  # a loop of an earlier service, closed already
             await self.close()

@@ -1,16 +1,19 @@
-"""The web chat's own tables (migration in migrations/): sessions with the sequence
-numbers of both directions, and the replies waiting for a session's socket."""
+"""The web chat's own tables (migrations in migrations/): sessions with the sequence
+numbers of both directions, and the replies waiting for a session's socket, their text
+encrypted at rest under the channel data keys (`REPLY_TEXT`, bound to the reply's id)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import Database
 from gateway.support.clock import as_utc
+from gateway.support.fieldcrypt import EncryptedColumn, FieldCipher
 
 metadata = sa.MetaData()
 webchat_sessions = sa.Table(
@@ -32,8 +35,10 @@ webchat_replies = sa.Table(
     sa.Column("message_id", sa.String(100), nullable=False),
     sa.Column("origin", sa.String(20), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+REPLY_TEXT = EncryptedColumn("webchat_replies", "message_id", "text")
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,9 @@ class ChatReply:
 
 
 class ChatStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, fields: FieldCipher) -> None:
         self._database = database
+        self._fields = fields
 
     async def start_session(self, session_id: str, channel_id: str) -> None:
         now = datetime.now(UTC)
@@ -111,27 +117,36 @@ class ChatStore:
             ).scalar()
             if seq is None:
                 return None
+            key_id, sealed = self._fields.encrypt_text(text, REPLY_TEXT.context(message_id))
             await connection.execute(
                 sa.insert(webchat_replies).values(
                     session_id=session_id,
                     seq=seq,
                     message_id=message_id,
                     origin=origin,
-                    text=text,
+                    text=sealed,
+                    key_id=key_id,
                     created_at=datetime.now(UTC),
                 )
             )
             return int(seq)
 
     async def chat_replies_after(self, session_id: str, seq: int) -> list[ChatReply]:
+        """The replies after `seq`, opened; raises FieldKeyError for one whose key this
+        process does not hold (its keyring lost a key still in use: see `gateway data rotate`)."""
         table = webchat_replies
         async with self._database.reading() as connection:
-            rows = await connection.execute(
-                sa.select(table.c.seq, table.c.message_id, table.c.origin, table.c.text)
-                .where(table.c.session_id == session_id, table.c.seq > seq)
-                .order_by(table.c.seq)
-            )
-            return [ChatReply(r.seq, r.message_id, r.origin, r.text) for r in rows]
+            rows = (
+                await connection.execute(
+                    sa.select(table.c.seq, table.c.message_id, table.c.origin, table.c.text, table.c.key_id)
+                    .where(table.c.session_id == session_id, table.c.seq > seq)
+                    .order_by(table.c.seq)
+                )
+            ).all()
+        def text_of(row: Any) -> str:
+            return self._fields.decrypt_text(row.key_id, row.text, REPLY_TEXT.context(row.message_id))
+
+        return [ChatReply(r.seq, r.message_id, r.origin, text_of(r)) for r in rows]
 
     async def end_session(self, session_id: str) -> None:
         """The session is over (quick exit, expiry): its replies are deleted at once."""

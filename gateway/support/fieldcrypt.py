@@ -1,7 +1,10 @@
 """What a person wrote, encrypted at rest: field encryption for the transcript, notes,
 handover notes, attachments and web chat replies.
 
-AES-256-GCM under a keyring: GATEWAY_DATA_KEYS is a comma-separated list of
+AES-256-GCM under a keyring: GATEWAY_DATA_KEYS (the desk's transcript, notes and
+attachments) and GATEWAY_CHANNEL_DATA_KEYS (what channel kinds keep in their own
+tables: the web chat's replies, held by outbound and the sockets of ingest, never
+opening a transcript) are each a comma-separated list of
 `<key id>:<32 bytes, base64url>`; the first key encrypts, every key decrypts, so a new
 key goes first and `gateway data rotate` re-encrypts the rows still under older ones.
 Each row keeps the id of its key beside the ciphertext. The associated data binds a
@@ -28,6 +31,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 KEY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}$")
 NONCE_BYTES = 12
 DERIVED_KEY_ID = "derived"
+DATA_KEYS = "GATEWAY_DATA_KEYS"
+CHANNEL_DATA_KEYS = "GATEWAY_CHANNEL_DATA_KEYS"
+# The HKDF purpose a try-out derives each keyring from GATEWAY_SECRET_KEY with.
+DERIVED_PURPOSE = {DATA_KEYS: "data", CHANNEL_DATA_KEYS: "channel-data"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
 
 
-def parse_keys(value: str) -> list[tuple[str, bytes]]:
+def parse_keys(value: str, variable: str = DATA_KEYS) -> list[tuple[str, bytes]]:
     """`id:base64url,id:base64url`, newest first; raises ValueError saying what is wrong
     (never echoing a key)."""
     keys: list[tuple[str, bytes]] = []
@@ -63,27 +70,32 @@ def parse_keys(value: str) -> list[tuple[str, bytes]]:
             continue
         key_id, _, encoded = item.partition(":")
         if not KEY_ID.match(key_id):
-            raise ValueError(f"GATEWAY_DATA_KEYS entry {n + 1}: the id must be 1-16 of a-z, 0-9 and -")
+            raise ValueError(f"{variable} entry {n + 1}: the id must be 1-16 of a-z, 0-9 and -")
         try:
             key = _b64decode(encoded)
         except (binascii.Error, ValueError):
-            problem = f"GATEWAY_DATA_KEYS entry {n + 1} ({key_id}): the key is not base64url"
+            problem = f"{variable} entry {n + 1} ({key_id}): the key is not base64url"
             raise ValueError(problem) from None
         if len(key) != 32:
-            raise ValueError(f"GATEWAY_DATA_KEYS entry {n + 1} ({key_id}): the key must be 32 bytes")
+            raise ValueError(f"{variable} entry {n + 1} ({key_id}): the key must be 32 bytes")
         if any(key_id == known for known, _ in keys):
-            raise ValueError(f"GATEWAY_DATA_KEYS: the id {key_id} appears twice")
+            raise ValueError(f"{variable}: the id {key_id} appears twice")
         keys.append((key_id, key))
     if not keys:
-        raise ValueError("GATEWAY_DATA_KEYS holds no key")
+        raise ValueError(f"{variable} holds no key")
     return keys
 
 
 def generate_key(key_id: str) -> str:
-    """One keyring entry, `id:base64url`, for GATEWAY_DATA_KEYS."""
+    """One keyring entry, `id:base64url`, for GATEWAY_DATA_KEYS or GATEWAY_CHANNEL_DATA_KEYS."""
     if not KEY_ID.match(key_id):
         raise ValueError("a key id is 1-16 of a-z, 0-9 and -")
     return f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
+
+
+def derive_key(secret: str, variable: str = DATA_KEYS) -> bytes:
+    info = f"veilig-thuis-gateway/{DERIVED_PURPOSE[variable]}/v1".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret.encode())
 
 
 class FieldCipher:
@@ -94,16 +106,13 @@ class FieldCipher:
         self._keys = {key_id: AESGCM(key) for key_id, key in keys}
 
     @classmethod
-    def from_env(cls, value: str) -> FieldCipher:
-        return cls(parse_keys(value))
+    def from_env(cls, value: str, variable: str = DATA_KEYS) -> FieldCipher:
+        return cls(parse_keys(value, variable))
 
     @classmethod
-    def derived(cls, secret: str) -> FieldCipher:
-        """The try-out's one data key, derived from GATEWAY_SECRET_KEY."""
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"veilig-thuis-gateway/data/v1"
-        ).derive(secret.encode())
-        return cls([(DERIVED_KEY_ID, key)])
+    def derived(cls, secret: str, variable: str = DATA_KEYS) -> FieldCipher:
+        """The try-out's one key of that keyring, derived from GATEWAY_SECRET_KEY."""
+        return cls([(DERIVED_KEY_ID, derive_key(secret, variable))])
 
     @classmethod
     def ephemeral(cls) -> FieldCipher:
@@ -122,7 +131,7 @@ class FieldCipher:
     def decrypt(self, key_id: str, blob: bytes, context: str) -> bytes:
         cipher = self._keys.get(key_id)
         if cipher is None:
-            raise FieldKeyError("the value's key is not in GATEWAY_DATA_KEYS")
+            raise FieldKeyError("the value's key is not in the keyring")
         try:
             return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], context.encode())
         except (InvalidTag, ValueError):

@@ -10,7 +10,7 @@
 - GATEWAY_PAGES_KEY: the channel pages' keys (`Host.key_for`, e.g. Masker 19's CSRF).
 
 Every key is 32 bytes, base64url; `generate()` makes a set (`gateway keys generate`).
-GATEWAY_DATA_KEYS (what people wrote, at rest) is `fieldcrypt`'s.
+GATEWAY_DATA_KEYS and GATEWAY_CHANNEL_DATA_KEYS (what people wrote, at rest) are `fieldcrypt`'s.
 
 `Keyring(secret)` alone, GATEWAY_SECRET_KEY for a try-out, derives every key from the
 one secret through HKDF, the pseudonyms and the `key_for` keys exactly as before the
@@ -39,6 +39,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
+from gateway.support.fieldcrypt import DATA_KEYS, derive_key
+
 MIN_SECRET_CHARS = 32
 KEY_BYTES = 32
 SEAL_PREFIX = "g2."  # sealed to the public key
@@ -54,7 +56,7 @@ PAGES = "GATEWAY_PAGES_KEY"
 SECRET = "GATEWAY_SECRET_KEY"  # noqa: S105 - the variable's name
 SPECIFIC = (PSEUDONYM, SEAL_PUBLIC, SEAL_PRIVATE, DESK_SESSION, PAGES)
 
-# Which keys each role needs (GATEWAY_DATA_KEYS besides, for the desk: see service.py).
+# Which keys each role needs (the data keyrings besides: service.DATA_KEY_ROLES).
 ROLE_KEYS: dict[str, tuple[str, ...]] = {
     "ingest": (PSEUDONYM, SEAL_PUBLIC, PAGES),
     "router": (),
@@ -154,10 +156,11 @@ def pseudonym_key_from_secret(secret: str) -> str:
     return _b64(_derive(secret.encode(), b"veilig-thuis-gateway/pseudonym/v1"))
 
 
-def data_key_entry_from_secret(secret: str, key_id: str) -> str:
-    """The GATEWAY_DATA_KEYS entry `id:key` of the data key a try-out derived from
-    GATEWAY_SECRET_KEY (`FieldCipher.derived`), so rows written then still open."""
-    return f"{key_id}:{_b64(_derive(secret.encode(), b'veilig-thuis-gateway/data/v1'))}"
+def data_key_entry_from_secret(secret: str, key_id: str, variable: str = DATA_KEYS) -> str:
+    """The entry `id:key` of that keyring (GATEWAY_DATA_KEYS, GATEWAY_CHANNEL_DATA_KEYS)
+    that a try-out derived from GATEWAY_SECRET_KEY (`FieldCipher.derived`), so rows
+    written then still open."""
+    return f"{key_id}:{_b64(derive_key(secret, variable))}"
 
 
 class Keyring:

@@ -1,9 +1,20 @@
-"""Sliding-window rate limits, kept in this process (several processes each keep their own)."""
+"""Rate limits: sliding windows of events per key.
+
+`Limiter` is what the service lends the kinds and the sign-in checks: `allow(scope, key,
+limit, seconds)` counts one event for `key` within `scope` and says whether it is within
+`limit` events per `seconds`; refused events do not count. `LocalLimiter` keeps the
+windows in this process, so several processes each keep their own.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Protocol
+
+
+class Limiter(Protocol):
+    async def allow(self, scope: str, key: str, limit: int, seconds: int) -> bool: ...
 
 
 class Window:
@@ -28,3 +39,16 @@ class Window:
             cutoff = now - self.seconds
             self._events = {k: v for k, v in self._events.items() if v and v[-1] > cutoff}
         return True
+
+
+class LocalLimiter:
+    """The windows kept in this process, one per scope; a changed limit starts its scope afresh."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, Window] = {}
+
+    async def allow(self, scope: str, key: str, limit: int, seconds: int) -> bool:
+        window = self._windows.get(scope)
+        if window is None or window.limit != limit or window.seconds != seconds:
+            window = self._windows[scope] = Window(limit, seconds)
+        return window.allow(key)

@@ -22,7 +22,8 @@ class Settings:
     declare_topology: bool = True
     desk_teams: tuple[str, ...] = ()
     metrics_token: str | None = None  # GATEWAY_METRICS_TOKEN: the bearer that may read /metrics
-    data_keys: str | None = None  # GATEWAY_DATA_KEYS: the keyring for what people wrote, at rest
+    data_keys: str | None = None  # GATEWAY_DATA_KEYS: the keyring for the desk's transcripts, at rest
+    channel_data_keys: str | None = None  # GATEWAY_CHANNEL_DATA_KEYS: for the kinds' tables (web chat)
     # A key per purpose (gateway/support/keys.py; `gateway keys generate`), each held only
     # by the roles that need it; without any, GATEWAY_SECRET_KEY derives them all (try-out).
     pseudonym_key: str | None = None  # GATEWAY_PSEUDONYM_KEY
@@ -63,6 +64,7 @@ class Settings:
             demo_accounts=env.get("GATEWAY_DEMO_ACCOUNTS", "").lower() in ("1", "true", "yes"),
             declare_topology=env.get("GATEWAY_DECLARE_TOPOLOGY", "1").lower() not in ("0", "false", "no"),
             data_keys=env.get("GATEWAY_DATA_KEYS") or None,
+            channel_data_keys=env.get("GATEWAY_CHANNEL_DATA_KEYS") or None,
             metrics_token=env.get("GATEWAY_METRICS_TOKEN") or None,
             pseudonym_key=env.get("GATEWAY_PSEUDONYM_KEY") or None,
             seal_public_key=env.get("GATEWAY_SEAL_PUBLIC_KEY") or None,

@@ -1,5 +1,6 @@
 """compose.yaml gives each role only its own keys and its own database user: the ingest,
-on the internet, holds no private seal key, no desk key, no data key and no secret."""
+on the internet, holds no private seal key, no desk key, no desk data key and no secret
+(only the channel data keys, for the web chat replies its sockets deliver)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from gateway.support import keys
 from tests.conftest import ROOT
 
 DEPLOY = ROOT / "deploy"
-KEYS = {*keys.SPECIFIC, "GATEWAY_DATA_KEYS", "GATEWAY_SECRET_KEY"}
+KEYS = {*keys.SPECIFIC, "GATEWAY_DATA_KEYS", "GATEWAY_CHANNEL_DATA_KEYS", "GATEWAY_SECRET_KEY"}
 OWN = {
-    "ingest": {"GATEWAY_PSEUDONYM_KEY", "GATEWAY_SEAL_PUBLIC_KEY", "GATEWAY_PAGES_KEY"},
+    "ingest": {
+        "GATEWAY_PSEUDONYM_KEY",
+        "GATEWAY_SEAL_PUBLIC_KEY",
+        "GATEWAY_PAGES_KEY",
+        "GATEWAY_CHANNEL_DATA_KEYS",
+    },
     "router": set(),
-    "outbound": {"GATEWAY_SEAL_PRIVATE_KEY", "GATEWAY_SECRET_KEY"},
+    "outbound": {"GATEWAY_SEAL_PRIVATE_KEY", "GATEWAY_CHANNEL_DATA_KEYS", "GATEWAY_SECRET_KEY"},
     "desk": {
         "GATEWAY_SEAL_PRIVATE_KEY",
         "GATEWAY_DESK_SESSION_KEY",

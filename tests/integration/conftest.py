@@ -134,3 +134,19 @@ async def listed(desks: dict, counsellor: str, *, via: str = "b", count: int = 1
             return body["conversations"]
         await asyncio.sleep(0.1)
     return body["conversations"]
+
+
+async def web_chat_claimed(desks: dict, socket, text: str) -> str:
+    """A person starts a web chat and writes; anna-zob claims it. The conversation's path."""
+    await socket.send_json({"type": "start"})
+    assert (await socket.receive_json(timeout=10))["type"] == "started"
+    await socket.send_json({"type": "message", "seq": 1, "text": text})
+    assert (await socket.receive_json(timeout=10)) == {"type": "ack", "seq": 1}
+    for _ in range(100):
+        chats = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "webchat"]
+        if chats:
+            break
+        await asyncio.sleep(0.1)
+    c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
+    assert (await call(desks["a"].base, "POST", c + "/claim", desks["tokens"]["anna-zob"]))[0] == 200
+    return c

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import subprocess
 import sys
@@ -14,11 +15,13 @@ import asyncpg
 import pytest
 from aiohttp import ClientSession
 
+from adapters.webchat.store import REPLY_TEXT
 from gateway.service import load_config
-from gateway.support.fieldcrypt import generate_key
+from gateway.support.fieldcrypt import CHANNEL_DATA_KEYS, DERIVED_KEY_ID, FieldCipher, generate_key
+from gateway.support.keys import data_key_entry_from_secret
 from tests.conftest import EXAMPLE_SECRETS, ROOT, TEST_SECRET, ServiceProcess, clean_state
 from tests.helpers.desk import Counsellors, person_texts
-from tests.integration.conftest import OPEN_MONDAY, PASSWORD, call, desk_config, listed
+from tests.integration.conftest import OPEN_MONDAY, PASSWORD, call, desk_config, listed, web_chat_claimed
 
 pytestmark = pytest.mark.broker
 
@@ -55,6 +58,65 @@ async def test_a_whole_conversation_leaves_no_text_number_or_marker_in_a_dump(de
     assert "desk_messages" in dump and summary["conversation_id"] in dump  # the dump is the real one
     for secret in (MARKER, NUMBER, "Hij slaat", "+3161"):
         assert secret not in dump, f"{secret!r} is in the database in clear"
+
+
+async def test_a_web_chat_reply_is_stored_encrypted_and_reaches_the_person_readable(desks, tmp_path) -> None:
+    """The counsellor's reply waits in webchat_replies for the person's socket: encrypted
+    under the channel data keys (outbound writes it, the socket's process reads it), and
+    `gateway data rotate` re-encrypts it with GATEWAY_CHANNEL_DATA_KEYS."""
+    tokens, a = desks["tokens"], desks["a"]
+    outbound = ServiceProcess(
+        desks["url"], tmp_path / "outbound.log", roles=("outbound",), config_dir=desks["root"],
+        GATEWAY_DATABASE_URL=desks["database_url"],
+    )  # fmt: skip
+    try:
+        await outbound.wait_ready(40)
+        async with (
+            ClientSession() as session,
+            session.ws_connect(
+                f"{a.base}/channels/webchat-zuidoost-brabant/socket", headers={"Origin": a.base}
+            ) as socket,
+        ):
+            c = await web_chat_claimed(desks, socket, f"{MARKER}-chat, mijn nummer is {NUMBER}")
+            reply = {"text": f"{MARKER}-webantwoord: bel gerust"}
+            assert (await call(a.base, "POST", c + "/reply", tokens["anna-zob"], reply))[0] == 202
+            while (frame := await socket.receive_json(timeout=20))["type"] != "reply":
+                pass
+            assert frame["text"] == reply["text"]
+            dump = await asyncio.to_thread(pg_dump, desks["database_url"])
+            assert "webchat_replies" in dump
+            for secret in (MARKER, NUMBER, "bel gerust"):
+                assert secret not in dump, f"{secret!r} is in the database in clear"
+            connection = await asyncpg.connect(desks["database_url"])
+            try:
+                assert await connection.fetchval("SELECT key_id FROM webchat_replies") == DERIVED_KEY_ID
+            finally:
+                await connection.close()
+
+            newest = generate_key("w1")
+            derived = data_key_entry_from_secret(TEST_SECRET, DERIVED_KEY_ID, CHANNEL_DATA_KEYS)
+            rotation = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "gateway.cli", "data", "rotate", "--json",
+                env={"PATH": "/usr/bin:/bin", "GATEWAY_DATABASE_URL": desks["database_url"],
+                     "GATEWAY_CHANNEL_DATA_KEYS": f"{newest},{derived}"},
+                cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await rotation.communicate()
+            assert rotation.returncode == 0, err.decode()[-2000:]
+            summary = json.loads(out.splitlines()[-1])
+            assert summary["rotated"] == {"webchat_replies": 1} and "desk_messages" not in summary["rotated"]
+            connection = await asyncpg.connect(desks["database_url"])
+            try:
+                row = await connection.fetchrow("SELECT message_id, key_id, text FROM webchat_replies")
+            finally:
+                await connection.close()
+            opened = FieldCipher.from_env(newest).decrypt_text(
+                row["key_id"], row["text"], REPLY_TEXT.context(row["message_id"])
+            )
+            assert row["key_id"] == "w1" and opened == reply["text"]
+    finally:
+        outbound.stop()
+    assert MARKER not in (tmp_path / "outbound.log").read_text()
 
 
 def keyed_env(database_url: str, keys: str) -> dict[str, str]:

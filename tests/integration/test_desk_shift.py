@@ -17,7 +17,7 @@ import pytest
 from gateway.domain.envelope import ChannelRef, Envelope, Route
 from gateway.support.keys import Keyring
 from tests.conftest import TEST_SECRET, drain
-from tests.integration.conftest import call, listed, person_writes, running_desks
+from tests.integration.conftest import call, listed, person_writes, running_desks, web_chat_claimed
 
 pytestmark = pytest.mark.broker
 
@@ -303,22 +303,6 @@ async def test_a_returning_contact_shows_its_earlier_contacts_and_nothing_that_i
     assert seen["earlier"]["count"] == 1 and seen["earlier"]["last_outcome"] == "melding-geadviseerd"
     assert seen["earlier"]["last_at"] is not None
     assert "sender" not in seen and "+316" not in str(seen) and "p_" not in str(seen["earlier"])
-
-
-async def web_chat_claimed(desks: dict, socket, text: str) -> str:
-    """A person starts a web chat and writes; anna-zob claims it. The conversation's path."""
-    await socket.send_json({"type": "start"})
-    assert (await socket.receive_json(timeout=10))["type"] == "started"
-    await socket.send_json({"type": "message", "seq": 1, "text": text})
-    assert (await socket.receive_json(timeout=10)) == {"type": "ack", "seq": 1}
-    for _ in range(100):
-        chats = [c for c in await listed(desks, "anna-zob", count=0) if c["channel_kind"] == "webchat"]
-        if chats:
-            break
-        await asyncio.sleep(0.1)
-    c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
-    assert (await call(desks["a"].base, "POST", c + "/claim", desks["tokens"]["anna-zob"]))[0] == 200
-    return c
 
 
 async def test_a_reply_to_a_person_who_left_the_web_chat_is_refused_with_that_reason(desks) -> None:

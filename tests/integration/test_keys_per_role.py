@@ -25,6 +25,7 @@ from adapters.twilio.cases import SMS_CHANNEL
 from gateway.domain.envelope import Envelope
 from gateway.service import load_config, make_store
 from gateway.support import keys
+from gateway.support.fieldcrypt import generate_key
 from gateway.support.keys import Keyring, MissingKey
 from tests.conftest import ROOT, ServiceProcess, clean_state, drain, inbound_queues
 from tests.fakes import FakeProvider
@@ -42,7 +43,12 @@ pytestmark = pytest.mark.broker
 
 ROLES_SQL = ROOT / "deploy" / "postgres" / "roles.sql"
 ROLES = ("ingest", "router", "outbound", "desk")
-INGEST_KEYS = ("GATEWAY_PSEUDONYM_KEY", "GATEWAY_SEAL_PUBLIC_KEY", "GATEWAY_PAGES_KEY")
+INGEST_KEYS = (
+    "GATEWAY_PSEUDONYM_KEY",
+    "GATEWAY_SEAL_PUBLIC_KEY",
+    "GATEWAY_PAGES_KEY",
+    "GATEWAY_CHANNEL_DATA_KEYS",
+)
 
 
 async def as_owner(url: str, *statements: str) -> None:
@@ -161,7 +167,7 @@ async def test_the_desk_role_reads_its_tables_and_the_ingest_role_cannot(role_ur
 async def split(vhost, role_urls, tmp_path: Path, example_env) -> AsyncIterator[dict]:
     """An ingest process with only the ingest's keys and database user, an outbound process
     with only the private seal key and its own user; the demo pharmacy on."""
-    generated = keys.generate()
+    generated = {**keys.generate(), "GATEWAY_CHANNEL_DATA_KEYS": generate_key("w1")}
     twilio = await FakeProvider("twilio").start()
     telegram = await FakeProvider("telegram").start()
     root = provider_config(tmp_path / "config", twilio, telegram)
@@ -174,7 +180,8 @@ async def split(vhost, role_urls, tmp_path: Path, example_env) -> AsyncIterator[
     outbound = ServiceProcess(
         vhost[1], tmp_path / "outbound.log", roles=("outbound",), config_dir=root,
         GATEWAY_DATABASE_URL=role_urls["outbound"],
-        GATEWAY_SEAL_PRIVATE_KEY=generated["GATEWAY_SEAL_PRIVATE_KEY"], **common,
+        GATEWAY_SEAL_PRIVATE_KEY=generated["GATEWAY_SEAL_PRIVATE_KEY"],
+        GATEWAY_CHANNEL_DATA_KEYS=generated["GATEWAY_CHANNEL_DATA_KEYS"], **common,
     )  # fmt: skip
     try:
         await ingest.wait_ready(40)

@@ -18,16 +18,21 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from gateway.cli import KEY_ROLES, main
 from gateway.service import data_cipher, make_keyring
 from gateway.support import keys
-from gateway.support.fieldcrypt import FieldCipher
+from gateway.support.fieldcrypt import FieldCipher, FieldKeyError
 from gateway.support.keys import Keyring, MissingKey, SealError
 from gateway.support.settings import Settings
 
 SECRET = "a-secret-for-the-key-tests-" + "s" * 20
 HANDLE = {"address": "+31612345678", "channel": "sms-zuidoost-brabant", "kind": "sms"}
 ROLE_ENV = {
-    "ingest": ("GATEWAY_PSEUDONYM_KEY", "GATEWAY_SEAL_PUBLIC_KEY", "GATEWAY_PAGES_KEY"),
+    "ingest": (
+        "GATEWAY_PSEUDONYM_KEY",
+        "GATEWAY_SEAL_PUBLIC_KEY",
+        "GATEWAY_PAGES_KEY",
+        "GATEWAY_CHANNEL_DATA_KEYS",
+    ),
     "router": (),
-    "outbound": ("GATEWAY_SEAL_PRIVATE_KEY",),
+    "outbound": ("GATEWAY_SEAL_PRIVATE_KEY", "GATEWAY_CHANNEL_DATA_KEYS"),
     "desk": ("GATEWAY_SEAL_PRIVATE_KEY", "GATEWAY_DESK_SESSION_KEY", "GATEWAY_DATA_KEYS"),
 }
 
@@ -152,17 +157,27 @@ def test_a_bad_key_is_named_and_never_echoed() -> None:
 
 @pytest.mark.parametrize("role", ["ingest", "router", "outbound", "desk"])
 def test_each_role_starts_with_its_own_keys_and_not_without_one_of_them(role: str) -> None:
-    generated = {**keys.generate(), "GATEWAY_DATA_KEYS": "k1:" + "A" * 43}
+    generated = {
+        **keys.generate(),
+        "GATEWAY_DATA_KEYS": "k1:" + "A" * 43,
+        "GATEWAY_CHANNEL_DATA_KEYS": "w1:" + "B" * 43,
+    }
     own = {name: generated[name] for name in ROLE_ENV[role]}
     # Another role's key beside them: specific keys are given, the secret derives nothing.
     other = next(name for name in keys.SPECIFIC if name not in ROLE_ENV[role] and "SEAL" not in name)
     given = settings(**own, **{other: generated[other]})
-    keyring = make_keyring(given, frozenset({role}))
-    data_cipher(given, keyring, required=role == "desk")
+    start(given, role)
     for name in ROLE_ENV[role]:
         fewer = settings(**{k: v for k, v in own.items() if k != name}, **{other: generated[other]})
         with pytest.raises(ValueError, match=name):
-            data_cipher(fewer, make_keyring(fewer, frozenset({role})), required=role == "desk")
+            start(fewer, role)
+
+
+def start(given: Settings, role: str) -> None:
+    """What build_service asks of the keys before anything runs."""
+    keyring = make_keyring(given, frozenset({role}))
+    for variable in ("GATEWAY_DATA_KEYS", "GATEWAY_CHANNEL_DATA_KEYS"):
+        data_cipher(given, keyring, frozenset({role}), variable)
 
 
 def test_specific_keys_do_not_need_the_secret_and_the_secret_alone_is_a_try_out() -> None:
@@ -179,13 +194,18 @@ def test_keys_generate_prints_a_complete_env_file_naming_roles(capsys: pytest.Ca
     assert main(["keys", "generate"]) == 0
     lines = capsys.readouterr().out.splitlines()
     values = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-    assert set(values) == set(KEY_ROLES) == {*keys.SPECIFIC, "GATEWAY_DATA_KEYS"}
+    assert set(values) == set(KEY_ROLES) == {*keys.SPECIFIC, "GATEWAY_DATA_KEYS", "GATEWAY_CHANNEL_DATA_KEYS"}
     for name in values:
         comment = lines[lines.index(f"{name}={values[name]}") - 1]
         assert comment.startswith("# ") and "Roles:" in comment
     keyring = Keyring.from_env(values)
     assert keyring.unseal(keyring.seal(HANDLE)) == HANDLE
     assert FieldCipher.from_env(values["GATEWAY_DATA_KEYS"]).newest == "k1"
+    channel = FieldCipher.from_env(values["GATEWAY_CHANNEL_DATA_KEYS"], "GATEWAY_CHANNEL_DATA_KEYS")
+    assert channel.newest == "k1"
+    with pytest.raises(FieldKeyError):  # two keyrings, two keys: one does not open the other's
+        desk = FieldCipher.from_env(values["GATEWAY_DATA_KEYS"])
+        desk.decrypt_text(*channel.encrypt_text("x", "t:1"), "t:1")
     assert main(["keys", "generate", "--json"]) == 0
     assert set(orjson.loads(capsys.readouterr().out)) == set(values)
 
@@ -201,5 +221,8 @@ def test_keys_generate_from_the_secret_keeps_its_pseudonyms_and_data(
     assert cipher.newest == "2027-01"
     key_id, stored = FieldCipher.derived(SECRET).encrypt_text("bel me", "desk_messages:m1")
     assert cipher.decrypt_text(key_id, stored, "desk_messages:m1") == "bel me"
+    channel = FieldCipher.from_env(values["GATEWAY_CHANNEL_DATA_KEYS"], "GATEWAY_CHANNEL_DATA_KEYS")
+    key_id, stored = FieldCipher.derived(SECRET, "GATEWAY_CHANNEL_DATA_KEYS").encrypt_text("hoi", "r:1")
+    assert channel.decrypt_text(key_id, stored, "r:1") == "hoi"
     monkeypatch.delenv("GATEWAY_SECRET_KEY")
     assert main(["keys", "generate", "--from-secret"]) == 2
