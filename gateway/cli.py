@@ -322,9 +322,63 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(func=_audit_verify)
 
+    report = commands.add_parser(
+        "report", help="the figures of a team or the country for a period (docs/reports.md); recorded"
+    )
+    report.add_argument("--team", default="all", help="a region code, national, or all (the default)")
+    report.add_argument("--period", help="ISO week 2026-W48, inventory period 2026-P24, month 2026-11")
+    report.add_argument("--from", dest="start", help="the first day, YYYY-MM-DD (with --to)")
+    report.add_argument("--to", dest="end", help="the last day, YYYY-MM-DD, included")
+    report.add_argument("--format", choices=["json", "csv"], default="json", help="default json")
+    report.add_argument("--config", help="configuration directory (overrides GATEWAY_CONFIG)")
+    report.set_defaults(func=_report)
+
     for kind in kinds().values():  # a kind's own subcommands (`gateway telegram set-webhook`)
         kind.add_commands(commands)
     return parser
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a report (JSON or CSV) from GATEWAY_DATABASE_URL; the export is in the access
+    log as the operator's. Exit 2 for a bad period, team or configuration."""
+    if settings.database_url is None:
+        print("gateway: set GATEWAY_DATABASE_URL to the database the desk writes", file=sys.stderr)
+        return 2
+    from gateway.config.live import LiveConfig
+    from gateway.domain.messages import Rejected
+    from gateway.domain.reports import PeriodError, parse_period
+    from gateway.roles.reports import Reports
+    from gateway.service import make_store
+    from gateway.store.identity import AuditLog
+    from gateway.web.reports_api import csv_text
+
+    config = _load(args.config or settings.config_dir)
+    if config is None:
+        return 2
+
+    async def run() -> dict[str, Any]:
+        store = make_store(settings.database_url)
+        try:
+            await store.start()
+            reports = Reports(store, LiveConfig(config, kinds()), AuditLog(store))
+            period = parse_period(args.period, args.start, args.end, reports.today())
+            return await reports.report_for_operator(args.team, period)
+        finally:
+            await store.close()
+
+    try:
+        found = asyncio.run(run())
+    except PeriodError as problem:
+        print(f"gateway: {problem}", file=sys.stderr)
+        return 2
+    except Rejected as refusal:
+        print(f"gateway: {refusal.detail}", file=sys.stderr)
+        return 2
+    if args.format == "csv":
+        sys.stdout.write(csv_text(found))
+    else:
+        print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+    return 0
 
 
 def _data_rotate(args: argparse.Namespace, settings: Settings) -> int:

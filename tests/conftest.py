@@ -178,6 +178,7 @@ async def clean_state(url: str, database_url: str, config: Config) -> None:
             "desk_attachments",
             "desk_answers",
             "desk_registrations",
+            "report_contacts",
             "reply_deliveries",
             "sessions",
             "account_credentials",

@@ -224,6 +224,9 @@ class WrapUpOption(_Model):
     nl: str = Field(min_length=1, max_length=80)
     en: str = Field(min_length=1, max_length=80)
     serious: bool = Field(default=True, description="outcome only: false for 'no serious conversation'")
+    converted: bool = Field(
+        default=False, description="outcome only: true for 'converted into a report' (the reports' figure)"
+    )
 
 
 def _options(*rows: tuple[str, str, str]) -> list[WrapUpOption]:
@@ -281,7 +284,10 @@ class WrapUp(_Model):
             *_options(
                 ("advies-gegeven", "advies gegeven", "advice given"),
                 ("melding-geadviseerd", "melding geadviseerd", "report advised"),
-                ("omgezet-in-melding", "omgezet in melding", "converted into a report"),
+            ),
+            WrapUpOption(code="omgezet-in-melding", nl="omgezet in melding", en="converted into a report",
+                         converted=True),
+            *_options(
                 ("doorverwezen", "doorverwezen", "referred"),
                 ("acuut-112", "acuut / 112 ingeschakeld", "acute / 112 called"),
             ),
@@ -386,8 +392,17 @@ class Attachments(_Model):
     attempts: int = Field(default=5, ge=1, le=20, description="Fetches of one attachment, at most")
 
 
+class ReportSettings(_Model):
+    """The figures the regions and the network report (docs/reports.md)."""
+
+    min_count: int = Field(
+        default=5, ge=2, le=100, description="A count below this is shown as '<N', and shares need it"
+    )
+
+
 class DeskFile(_Model):
     wrap_up: WrapUp = Field(default_factory=WrapUp)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     attachments: Attachments = Field(default_factory=Attachments)
     capacity: Capacity = Field(default_factory=Capacity)
     wait_notice: WaitNotice = Field(default_factory=WaitNotice)

@@ -33,6 +33,8 @@ Action = Literal[
     "export",
     "admin_reload",
     "audit_read",
+    "report_read",
+    "report_export",
     "second_factor_changed",
     "password_changed",
 ]
@@ -40,7 +42,7 @@ Result = Literal["ok", "denied", "failed"]
 ACTIONS: tuple[Action, ...] = get_args(Action)
 RESULTS: tuple[Result, ...] = get_args(Result)
 # How someone signed in: the audit's "how".
-Method = Literal["password", "password+totp", "password+recovery", "oidc", "admin-token"]
+Method = Literal["password", "password+totp", "password+recovery", "oidc", "admin-token", "cli"]
 
 CONVERSATION_WORK: frozenset[Action] = frozenset(
     {"list", "read", "claim", "reply", "transfer", "close", "note", "reveal", "export"}
@@ -48,8 +50,9 @@ CONVERSATION_WORK: frozenset[Action] = frozenset(
 PERMITTED: Mapping[Role, frozenset[Action]] = {
     "counsellor": CONVERSATION_WORK,
     # The wall board, moving waiting conversations to another open team (an overflow),
-    # and adding, editing and removing the team's standard answers in the console.
-    "coordinator": CONVERSATION_WORK | {"board", "move", "answers_edit"},
+    # adding, editing and removing the team's standard answers in the console, and the
+    # team's figures (a national coordinator: every team's and the country's).
+    "coordinator": CONVERSATION_WORK | {"board", "move", "answers_edit", "report_read", "report_export"},
     # Least privilege: the privacy officer audits who read what, and reads no transcript.
     "privacy-officer": frozenset({"audit_read"}),
 }

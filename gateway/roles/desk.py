@@ -40,6 +40,7 @@ from gateway.domain.topology import DESK_EXCHANGE, OUTBOUND_EXCHANGE, region_que
 from gateway.domain.wrapup import registration_from
 from gateway.roles.attachments import AttachmentBody, Attachments
 from gateway.roles.router import transfer_publish
+from gateway.store import reports as contacts
 from gateway.store.database import Store, insert_for
 from gateway.store.identity import AuditEvent, AuditLog
 from gateway.store.tables import (
@@ -312,12 +313,22 @@ class Desk:
                 },
             )
         )
+        await contacts.opened(
+            connection, envelope.conversation_id, team=team, channel_kind=envelope.channel.kind,
+            at=at + self._schedule_offset(),
+            urgent=urgent, acute=envelope.urgency is Urgency.ACUTE, after_hours=after_hours,
+        )  # fmt: skip
         return True
 
     # what counsellors do
 
     # Every action below writes its access-log record as the last statement of its own
     # transaction: if the record cannot be written, the action is not carried out.
+
+    def _schedule_offset(self) -> timedelta:
+        """The figures date a contact by the schedules' clock, as its after-hours flag was
+        decided by it: none in production; GATEWAY_FAKE_TIME's shift in trials and tests."""
+        return self._schedule_clock() - self._clock()
 
     async def conversations(self, actor: Identity, *, include_closed: bool = False) -> list[Summary]:
         """The team's conversations across all channels: urgent first, then the longest waiting."""
@@ -549,6 +560,7 @@ class Desk:
             ).one()
             if won.rowcount != 1 and row.claimed_by != counsellor:
                 raise _taken(row.claimed_by)
+            await contacts.claimed(connection, conversation_id)
             await self._audit.append(connection, AuditEvent.by(actor, "claim", "ok", conversation_id))
         await self._changed(team, conversation_id)
         return _summary(row)
@@ -577,6 +589,7 @@ class Desk:
             )
             chosen = sa.select(table).where(table.c.conversation_id == conversation_id)
             row = (await connection.execute(chosen)).one()
+            await contacts.claimed(connection, conversation_id)
             await self._audit.append(connection, AuditEvent.by(actor, "claim", "ok", conversation_id))
         await self._changed(actor.team, conversation_id)
         return _summary(row)
@@ -730,6 +743,7 @@ class Desk:
             await connection.execute(
                 sa.insert(reply_deliveries).values(message_id=reply.id, status="queued", updated_at=now)
             )
+            await contacts.replied(connection, conversation_id, now + self._schedule_offset())
             await self._audit.append(connection, AuditEvent.by(actor, "reply", "ok", conversation_id))
             # Sent only once its record is written; a broker that does not take it rolls
             # back the transcript line and the record with it.
@@ -791,6 +805,7 @@ class Desk:
                     to_team=to_team, author=counsellor, note=note, key_id=key_id, at=self._clock(),
                 )
             )  # fmt: skip
+            await contacts.transferred(connection, conversation_id, to_team)
             await self._audit.append(connection, AuditEvent.by(actor, action, "ok", conversation_id))
             await self._broker.publish(control.exchange, control.routing_key, control.message)
         log.info("conversation_transferred", from_team=team, to_team=to_team)
@@ -811,11 +826,16 @@ class Desk:
             detail = "register the conversation to close it"
             raise Rejected(422, "registration_incomplete", detail, tuple(problems))
         now = self._clock()
+        # Whether the person left before any reply: only a channel that knows says so.
+        person_left = row.answered_at is None and await self._left(row)
         async with self._store.transaction() as connection:
             await connection.execute(
                 sa.update(desk_conversations)
                 .where(desk_conversations.c.conversation_id == conversation_id)
                 .values(status=CLOSED, claimed_by=None)
+            )
+            await contacts.closed(
+                connection, conversation_id, now + self._schedule_offset(), registration, person_left
             )
             await connection.execute(
                 sa.insert(desk_registrations).values(
@@ -857,7 +877,8 @@ class Desk:
                 await self.attachments.forget(connection, gone)
                 handovers = desk_handovers
                 await connection.execute(sa.delete(handovers).where(handovers.c.conversation_id.in_(gone)))
-                # The registrations stay, for the figures, but no longer point at anything.
+                # The registrations and the figures' record stay, but no longer point at anything.
+                await contacts.forgotten(connection, gone)
                 await connection.execute(
                     sa.update(desk_registrations)
                     .where(desk_registrations.c.conversation_id.in_(gone))

@@ -209,3 +209,39 @@ desk_answers = sa.Table(
     sa.Column("changed_by", sa.String(200), nullable=False),
     sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
 )
+# The figures' record, one row per contact (gateway/store/reports.py): no text, pseudonym
+# or address; the conversation's id only while the contact is open.
+report_contacts = sa.Table(
+    "report_contacts",
+    metadata,
+    sa.Column("contact_id", sa.String(40), primary_key=True),
+    sa.Column("conversation_id", sa.String(100), nullable=True),
+    sa.Column("team", sa.String(80), nullable=False),  # the team it came to
+    sa.Column("final_team", sa.String(80), nullable=False),  # after transfers and moves
+    sa.Column("channel_kind", sa.String(40), nullable=False),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("opened_on", sa.Date, nullable=False),  # the day in Europe/Amsterdam
+    sa.Column("urgent", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("acute", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("after_hours", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("claimed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("transferred", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("first_reply_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("wait_seconds", sa.Integer, nullable=True),
+    sa.Column("left_before_reply", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("registered", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("contact_role", sa.String(40), nullable=True),
+    sa.Column("age_group", sa.String(40), nullable=True),
+    sa.Column("topics", sa.Text, nullable=True),  # a JSON list of codes
+    sa.Column("outcome", sa.String(40), nullable=True),
+    sa.Column("serious", sa.Boolean, nullable=True),
+    sa.Index("report_contacts_day", "opened_on", "team"),
+    sa.Index(
+        "report_contacts_open",
+        "conversation_id",
+        unique=True,
+        postgresql_where=sa.text("conversation_id IS NOT NULL"),
+        sqlite_where=sa.text("conversation_id IS NOT NULL"),
+    ),
+)

@@ -31,8 +31,10 @@ from gateway.domain.messages import PublishError, Rejected, decode_json
 from gateway.roles.answers import ConsoleAnswers
 from gateway.roles.desk import Conversation, Desk
 from gateway.roles.identity import Identities
+from gateway.roles.reports import Reports
 from gateway.store.identity import AuditEvent, AuditQuery
 from gateway.support.keys import Keyring
+from gateway.web import reports_api
 from gateway.web.app import LIVE_KEY, STORE_KEY
 from gateway.web.desk_auth import (
     AUTH_KEY,
@@ -547,6 +549,8 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("GET", "/api/v1/teams", _teams, None, False),
     ("GET", "/api/v1/events", _events, None, False),
     ("GET", "/api/v1/audit", _audit, "audit_read", False),
+    ("GET", "/api/v1/reports", reports_api.report, "report_read", False),
+    ("GET", "/api/v1/reports/export", reports_api.export, "report_export", False),
 ]
 
 
@@ -569,6 +573,7 @@ def add_routes(
     if store is None:
         raise ValueError("the desk's API needs the store (create_app(store=...))")
     app[ANSWERS_KEY] = ConsoleAnswers(store, identities.audit, live)
+    app[reports_api.REPORTS_KEY] = Reports(store, live, identities.audit)
     add_auth_routes(app, live, identities, keyring, demo_accounts)
     app.router.add_get("/desk", _to_console)
     app.router.add_get("/desk/", console)
@@ -679,6 +684,15 @@ def _answer_operation(summary: str, ok: int, ok_schema: dict[str, Any], *,
     return operation
 
 
+_REPORT_QUERY = [
+    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": what}
+    for name, what in (
+        ("team", "a region code, national, or all (the country); default: your team, all for national"),
+        ("period", "an ISO week 2026-W48, an inventory period 2026-P24 or a month 2026-11"),
+        ("from", "the first day, YYYY-MM-DD (with to)"),
+        ("to", "the last day, YYYY-MM-DD, included"),
+    )
+]
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Veilig Thuis gateway: counsellor desk", "version": "1"},
@@ -778,6 +792,23 @@ OPENAPI: dict[str, Any] = {
                     {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
                     for name in ("account", "conversation", "action", "since", "until", "limit")
                 ],
+            }
+        },
+        "/api/v1/reports": {
+            "get": {
+                **_operation(
+                    "The figures of a team or the country for a period, small numbers suppressed "
+                    "(coordinators; every read is recorded; docs/reports.md)",
+                    200,
+                    {"type": "object"},
+                ),
+                "parameters": _REPORT_QUERY,
+            }
+        },
+        "/api/v1/reports/export": {
+            "get": {
+                **_operation("The same report as CSV (recorded as an export)", 200, {"type": "string"}),
+                "parameters": _REPORT_QUERY,
             }
         },
         "/api/v1/me": {"get": _operation("Who is signed in", 200, {"type": "object"})},

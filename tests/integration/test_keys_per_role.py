@@ -135,6 +135,7 @@ async def test_the_desk_role_reads_its_tables_and_the_ingest_role_cannot(role_ur
         "desk_handovers",
         "desk_registrations",
         "desk_answers",
+        "report_contacts",
     ):
         assert await denied(ingest, f"SELECT * FROM {table}"), table  # noqa: S608 - fixed names
         assert not await denied(desk, f"SELECT * FROM {table}"), table  # noqa: S608
