@@ -43,7 +43,7 @@ from gateway.support.clock import make_clock
 from gateway.support.fieldcrypt import CHANNEL_DATA_KEYS, DATA_KEYS, FieldCipher
 from gateway.support.keys import ROLE_KEYS, Keyring, MissingKey, SealError
 from gateway.support.metrics import Metrics
-from gateway.support.ratelimit import Limiter, LocalLimiter
+from gateway.support.ratelimit import Limiter, LocalLimiter, RedisLimiter
 from gateway.support.settings import Settings
 from gateway.web.app import LINKS_KEY, create_app, page_channels, reload_config
 from gateway.web.desk_api import add_routes as add_desk_routes
@@ -205,6 +205,13 @@ def data_cipher(
     return FieldCipher.ephemeral()
 
 
+def make_limiter(settings: Settings, metrics: Metrics) -> Limiter:
+    """Shared by every process through Redis with GATEWAY_REDIS_URL; else this process's own."""
+    if settings.redis_url is None:
+        return LocalLimiter()
+    return RedisLimiter(settings.redis_url, on_fallback=metrics.rate_limit_fallbacks.inc)
+
+
 def make_broker(settings: Settings, config: Config, metrics: Metrics) -> Broker:
     if settings.amqp_url is None:
         return EmbeddedBroker(metrics)
@@ -325,7 +332,7 @@ def build_service(
     keyring = make_keyring(settings, roles)
     fields = data_cipher(settings, keyring, roles)
     channel_fields = data_cipher(settings, keyring, roles, CHANNEL_DATA_KEYS)
-    limiter = LocalLimiter()
+    limiter = make_limiter(settings, metrics)
     broker = make_broker(settings, config, metrics)
     ingest = Ingest(broker, keyring, metrics, config.service.broker.inbound_shards)
     live = LiveConfig(config, registered)
@@ -340,7 +347,7 @@ def build_service(
         raise ValueError(f"GATEWAY_DESK_TEAMS names unknown teams: {', '.join(sorted(unknown_teams))}")
     retention = tuple(kind.forget_before for kind in registered.values())
     # Sessions and the access log keep real time, as the desk does, not the schedules' clock.
-    identities = Identities(store, keyring, metrics)
+    identities = Identities(store, keyring, metrics, limiter=limiter)
     if "desk" in roles:  # the desk's sessions are the desk's (its database role alone may end them)
         live.subscribe(_ending_changed_sessions(identities, config))
     desk = (
@@ -390,6 +397,7 @@ def build_service(
         metrics_token=settings.metrics_token or "",
         audit=identities.audit,
         store=store,
+        trusted_proxies=settings.trusted_proxies,
     )
     if desk is not None:
         labels = {name: kind.label or name for name, kind in registered.items()}
@@ -414,7 +422,15 @@ def build_service(
                 detail="GATEWAY_DATABASE_URL is not set: shared state (router, outbound, web chat "
                 "sessions) lives in an in-memory SQLite database and is lost on restart",
             )
+        if isinstance(limiter, LocalLimiter) and roles & {"ingest", "desk"}:
+            log.warning(
+                "limits_per_process",
+                detail="GATEWAY_REDIS_URL is not set: rate limits (new web chats, sign-ins) are kept "
+                "per process, so N processes allow N times the limit. Give every process the same Redis.",
+            )
         yield
+        if isinstance(limiter, RedisLimiter):
+            await limiter.aclose()
 
     async def database(_: web.Application) -> AsyncIterator[None]:
         await store.start()

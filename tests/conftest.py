@@ -113,6 +113,18 @@ def database_url(database_admin_url: str) -> Iterator[str]:
     asyncio.run(as_admin(database_admin_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis (GATEWAY_TEST_REDIS_URL); tests keep to key prefixes of their own."""
+    url = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not _reachable(str(URL(url).with_port(URL(url).port or 6379))):
+        message = f"Redis is not reachable at {URL(url).host}:{URL(url).port or 6379}"
+        if broker_required():
+            pytest.fail(message + ": Redis tests may not skip here", pytrace=False)
+        pytest.skip(message)
+    return url
+
+
 @pytest.fixture
 def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in EXAMPLE_SECRETS.items():

@@ -28,7 +28,7 @@ from gateway.store.identity import AuditEvent, AuditLog, Credentials, Sessions, 
 from gateway.support.keys import LEGACY_SEAL_PREFIX, Keyring, SealError
 from gateway.support.metrics import Metrics
 from gateway.support.passwords import ChecksBusy, PasswordChecks, needs_upgrade
-from gateway.support.ratelimit import Window
+from gateway.support.ratelimit import Limiter, LocalLimiter
 
 log = structlog.get_logger("gateway.identity")
 
@@ -51,8 +51,15 @@ def _new_recovery_code() -> str:
 
 class Identities:
     def __init__(
-        self, store: Store, keyring: Keyring, metrics: Metrics, clock: Callable[[], datetime] | None = None
+        self,
+        store: Store,
+        keyring: Keyring,
+        metrics: Metrics,
+        clock: Callable[[], datetime] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
+        """`limiter`: the service's (shared by every process through Redis); by default this
+        process's own windows."""
         self._clock = clock or (lambda: datetime.now(UTC))
         self._store = store
         self._keyring = keyring
@@ -62,8 +69,7 @@ class Identities:
         self.credentials = Credentials(store, self._clock)
         self.audit = AuditLog(store, self._clock, self._count)
         self._passwords = PasswordChecks()
-        self._by_address = Window(10, 60)
-        self._by_account = Window(20, 3600)
+        self._limiter = limiter or LocalLimiter()
 
     def _count(self, event: AuditEvent) -> None:
         self._metrics.audit_events.labels(event.action, event.result).inc()
@@ -88,7 +94,7 @@ class Identities:
         """Raises Rejected: 429 too_many_attempts, 401 wrong_credentials,
         second_factor_required or wrong_second_factor, 503 sign_in_busy."""
         who = account.id if account is not None else "unknown"  # never what was typed
-        if not self._allowed(address, f"{realm}|{who}", per_minute, per_hour):
+        if not await self._allowed(realm, address, who, per_minute, per_hour):
             await self._failed(realm, who, account, "too_many_attempts", "denied")
             raise Rejected(429, "too_many_attempts", "too many sign-ins; wait a while and try again")
         stored = await self.credentials.of(realm, account.id) if account is not None else None
@@ -143,13 +149,11 @@ class Identities:
         detail = "many sign-ins at once; try again in a moment"
         return Rejected(503, "sign_in_busy", detail, headers={"Retry-After": "2"})
 
-    def _allowed(self, address: str, account_key: str, per_minute: int, per_hour: int) -> bool:
-        if self._by_address.limit != per_minute:
-            self._by_address = Window(per_minute, 60)
-        if self._by_account.limit != per_hour:
-            self._by_account = Window(per_hour, 3600)
+    async def _allowed(self, realm: str, address: str, who: str, per_minute: int, per_hour: int) -> bool:
         # Both windows count the attempt, so guessing one account from many addresses stops too.
-        return self._by_address.allow(address) & self._by_account.allow(account_key)
+        by_address = await self._limiter.allow(f"sign_in_address|{realm}", address, per_minute, 60)
+        by_account = await self._limiter.allow("sign_in_account", f"{realm}|{who}", per_hour, 3600)
+        return by_address and by_account
 
     @staticmethod
     def _password_hash(account: LocalAccount, stored: StoredCredentials) -> str:

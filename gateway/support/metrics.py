@@ -186,6 +186,12 @@ class Metrics:
             ["action", "result"],
             registry=r,
         )
+        self.rate_limit_fallbacks = Counter(
+            "gateway_rate_limit_fallbacks",
+            "Rate-limit checks decided by this process's own windows because Redis "
+            "(GATEWAY_REDIS_URL) did not answer",
+            registry=r,
+        )
         self._published_children: dict[str, Counter] = {}
         self._received_children: dict[str, Counter] = {}
 

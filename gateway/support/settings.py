@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlsplit
+
+from gateway.support.proxies import Network, parse_networks
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,9 @@ class Settings:
     seal_private_key: str | None = None  # GATEWAY_SEAL_PRIVATE_KEY
     desk_session_key: str | None = None  # GATEWAY_DESK_SESSION_KEY
     pages_key: str | None = None  # GATEWAY_PAGES_KEY
+    # GATEWAY_TRUSTED_PROXIES: the peers whose X-Forwarded-For/-Proto are believed (none: nobody's)
+    trusted_proxies: tuple[Network, ...] = ()
+    redis_url: str | None = None  # GATEWAY_REDIS_URL: the rate limits shared by every process
 
     @property
     def specific_keys(self) -> dict[str, str]:
@@ -59,6 +67,8 @@ class Settings:
             if fake_time.tzinfo is None:
                 raise ValueError("GATEWAY_FAKE_TIME must carry an offset, e.g. 2025-11-21T18:00:00+01:00")
         return cls(
+            trusted_proxies=parse_networks(env.get("GATEWAY_TRUSTED_PROXIES", "")),
+            redis_url=_redis_url(env.get("GATEWAY_REDIS_URL", "")),
             database_url=env.get("GATEWAY_DATABASE_URL") or None,
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             demo_accounts=env.get("GATEWAY_DEMO_ACCOUNTS", "").lower() in ("1", "true", "yes"),
@@ -80,3 +90,24 @@ class Settings:
             secret_key=env.get("GATEWAY_SECRET_KEY") or None,
             log_level=env.get("GATEWAY_LOG_LEVEL", "INFO"),
         )
+
+
+def _redis_url(value: str) -> str | None:
+    """Checked for form only; the URL itself is never echoed (it may hold a password)."""
+    value = value.strip()
+    if not value:
+        return None
+    problem = "GATEWAY_REDIS_URL must look like redis://host:6379/0 (or rediss://, unix://)"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port that is not a number (0-65535)
+    except ValueError:
+        raise ValueError(problem + ": it could not be read, or its port is not a number") from None
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ValueError(problem + ": the scheme is not one of " + ", ".join(REDIS_SCHEMES))
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(problem + ": it names no host")
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and database and not database.isdigit():
+        raise ValueError(problem + ": the database after the host is not a number")
+    return value

@@ -4,7 +4,7 @@ admin reload. Channel kinds are passed in; the app never imports them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -21,7 +21,9 @@ from gateway.store.database import Store
 from gateway.store.identity import AuditEvent, AuditLog
 from gateway.support.keys import same_secret
 from gateway.support.metrics import Metrics
+from gateway.support.proxies import Network
 from gateway.web.errors import error_response, json_response, rejection_response
+from gateway.web.proxies import forwarded_middleware, peer_of, strict_transport_security
 
 log = structlog.get_logger("gateway.http")
 
@@ -96,14 +98,19 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """Live counters say what just happened (a Masker 19 intake to the national team):
     with GATEWAY_METRICS_TOKEN only for its bearer, without it only for this machine
-    (a loopback peer that no proxy forwarded)."""
+    (a loopback peer that no proxy forwarded: `request.remote` is the client a trusted
+    proxy names, so the TCP peer and the headers are checked as well)."""
     token = request.app[METRICS_TOKEN_KEY]
     if token:
         presented = request.headers.get("Authorization", "")
         if not same_secret(presented, f"Bearer {token}"):
             detail = "GET /metrics needs Authorization: Bearer <GATEWAY_METRICS_TOKEN>"
             raise Rejected(401, "metrics_token", detail, headers={"WWW-Authenticate": "Bearer"})
-    elif request.remote not in LOOPBACK or any(h in request.headers for h in FORWARDING_HEADERS):
+    elif (
+        request.remote not in LOOPBACK
+        or peer_of(request) not in LOOPBACK
+        or any(h in request.headers for h in FORWARDING_HEADERS)
+    ):
         detail = "set GATEWAY_METRICS_TOKEN to scrape /metrics from elsewhere"
         raise Rejected(403, "metrics_local_only", detail)
     registry_ = request.app[METRICS_KEY]
@@ -305,10 +312,15 @@ def create_app(
     metrics_token: str = "",
     audit: AuditLog | None = None,
     store: Store | None = None,
+    trusted_proxies: Sequence[Network] = (),
 ) -> web.Application:
-    """`readiness`: further named checks for /readyz, beside configuration, broker and topology."""
+    """`readiness`: further named checks for /readyz, beside configuration, broker and topology.
+    `trusted_proxies`: the peers whose X-Forwarded-For and -Proto are believed (every handler
+    sees the client as `request.remote`); HSTS on whatever arrived over https."""
     max_body = live.current.service.http.max_body_bytes
-    app = web.Application(middlewares=[_errors], client_max_size=max_body)
+    middlewares = [forwarded_middleware(trusted_proxies), _errors]
+    app = web.Application(middlewares=middlewares, client_max_size=max_body)
+    app.on_response_prepare.append(strict_transport_security)
     app[LIVE_KEY] = live
     app[ADMIN_TOKEN_KEY] = admin_token
     app[METRICS_TOKEN_KEY] = metrics_token
