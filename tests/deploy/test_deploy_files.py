@@ -83,6 +83,17 @@ def test_compose_runs_one_role_per_process_against_three_nodes() -> None:
     assert all(f"rabbit@rabbit{n}" in conf for n in (1, 2, 3))
 
 
+def test_the_roles_behind_the_load_balancer_share_their_limits_and_trust_only_it() -> None:
+    services = compose()["services"]
+    assert "redis" in services and "--requirepass" in services["redis"]["command"]
+    for role in ("ingest", "desk"):
+        environment = services[role]["environment"]
+        assert URL(environment["GATEWAY_REDIS_URL"].replace("${REDIS_PASSWORD}", "x")).host == "redis", role
+        assert environment["GATEWAY_TRUSTED_PROXIES"].startswith("${GATEWAY_TRUSTED_PROXIES:?"), role
+    for role in ("router", "outbound"):  # they limit nothing and face no proxy
+        assert not {"GATEWAY_REDIS_URL", "GATEWAY_TRUSTED_PROXIES"} & set(services[role]["environment"]), role
+
+
 def test_every_variable_compose_needs_is_in_the_example_env() -> None:
     text = (DEPLOY / "compose.yaml").read_text()
     needed = set(re.findall(r"\$\{([A-Z_]+)", text))
