@@ -55,7 +55,6 @@ from gateway.domain.kinds import PageRoutes
 from gateway.domain.messages import InboundMessage, Outgoing, PublishError, SendFailed
 from gateway.domain.schedules import AMSTERDAM, resolve, state_at
 from gateway.domain.texts import format_local
-from gateway.support.ratelimit import Window
 
 # Fanout: a reply was stored for a session; whichever process holds its socket pushes it.
 WEBCHAT_EXCHANGE = "gw.webchat"
@@ -70,17 +69,6 @@ PLACE_SECONDS = 2.0  # how often the sockets' places in the queue are looked up,
 SEND_SECONDS = 5.0  # a socket that takes longer to take a place frame gets it at the next change
 FREE_PHONE = "0800-2000"
 EMERGENCY = "112"
-
-
-class _Limits:
-    """One channel's rate limits: messages per session and per client address, and new
-    sessions per client address."""
-
-    def __init__(self, settings: WebChatSettings) -> None:
-        self.settings = settings
-        self.session = Window(settings.messages_per_minute, 60)
-        self.address = Window(settings.address_messages_per_minute, 60)
-        self.starts = Window(settings.address_sessions_per_hour, 3600)
 
 
 def _local_texts(moment: datetime | None) -> dict[str, str] | None:
@@ -142,7 +130,6 @@ class WebChat(ChannelKind[WebChatSettings]):
         self._host: Host | None = None
         self._chats: ChatStore | None = None
         self._connections: dict[str, set[_Connection]] = defaultdict(set)
-        self._limits_by_channel: dict[str, _Limits] = {}
         self._places: asyncio.Task[None] | None = None
 
     async def attach(self, host: Host) -> None:
@@ -325,18 +312,17 @@ class WebChat(ChannelKind[WebChatSettings]):
         else:
             await self._refuse(connection, "bad_frame", "unknown frame type")
 
-    def _limits(self, channel: ChatChannel) -> _Limits:
-        settings = channel.settings
-        limits = self._limits_by_channel.get(channel.id)
-        if limits is None or limits.settings is not settings:  # new, or reloaded
-            limits = self._limits_by_channel[channel.id] = _Limits(settings)
-        return limits
+    async def _allow(self, channel: ChatChannel, limit: str, key: str, count: int, seconds: int) -> bool:
+        """One event against one of the channel's limits, through the limiter the service
+        lends (shared by every process when it has Redis)."""
+        return await self._need_host().limiter.allow(f"webchat:{channel.id}:{limit}", key, count, seconds)
 
     async def _start(self, channel: ChatChannel, connection: _Connection) -> None:
         if connection.session_id is not None:
             await self._refuse(connection, "bad_frame", "this socket already has a session")
             return
-        if not self._limits(channel).starts.allow(connection.address):
+        starts = channel.settings.address_sessions_per_hour
+        if not await self._allow(channel, "starts", connection.address, starts, 3600):
             await self._refuse(connection, "rate_limited", "too many new chats from here; wait a while")
             return
         token = secrets.token_urlsafe(32)
@@ -389,8 +375,12 @@ class WebChat(ChannelKind[WebChatSettings]):
         if seq <= session.client_seq:  # a resend of what is stored already
             await connection.send({"type": "ack", "seq": seq})
             return
-        limits = self._limits(channel)
-        if not limits.session.allow(connection.session_id) or not limits.address.allow(connection.address):
+        settings = channel.settings
+        if not await self._allow(
+            channel, "session_messages", connection.session_id, settings.messages_per_minute, 60
+        ) or not await self._allow(
+            channel, "address_messages", connection.address, settings.address_messages_per_minute, 60
+        ):
             await self._refuse(connection, "rate_limited", "too many messages; wait a minute", seq=seq)
             return
         message = InboundMessage(
