@@ -1,9 +1,12 @@
 """`webchat`: an anonymous chat in the browser, over a WebSocket.
 
-Served under /channels/{id}/: the standalone page (``/``), the widget script a
-region puts on its own site with one tag (``widget.js``, which also drives the
-standalone page), its stylesheet (``chat.css``), the schedule state
-(``status``), the socket (``socket``) and quick exit (``end``).
+Served under /channels/{id}/: the standalone page (``/``), the framed chat
+(``frame``, which only the channel's allowed origins may embed), the launcher a
+region puts on its own site with one tag (``widget.js``: a button and a
+sandboxed iframe of ``frame``, so the host page never holds the conversation),
+the chat's script (``chat.js``) and stylesheet (``chat.css``), the schedule
+state (``status``), the socket (``socket``) and quick exit (``end``, answered
+with Clear-Site-Data). None of it is kept in a cache (no-store).
 
 The protocol is JSON frames. The person's messages carry sequence numbers
 (``{"type": "message", "seq": n, "text": ...}``); the gateway answers
@@ -34,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import re
 import secrets
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -62,7 +66,10 @@ WAKE_TYPE = "gateway.webchat.wake.v1"
 log = structlog.get_logger("gateway.webchat")
 
 STATIC = Path(__file__).resolve().parent / "static"
-PAGE = STATIC / "index.html"
+PAGE = STATIC / "index.html"  # the standalone page and the framed chat, {{mode}} apart
+# Served by the kind's own routes (not as a kind's static files) so that they carry no-store.
+ASSETS = {"widget.js": "text/javascript", "chat.js": "text/javascript", "chat.css": "text/css"}
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")  # what may go into frame-ancestors
 MAX_FRAME_BYTES = 16 * 1024
 POLL_SECONDS = 2.0
 PLACE_SECONDS = 2.0  # how often the sockets' places in the queue are looked up, all at once
@@ -123,7 +130,6 @@ class WebChat(ChannelKind[WebChatSettings]):
     takes_webhooks = False  # it talks over /channels/{id}/socket
     fanout_exchanges = (WEBCHAT_EXCHANGE,)
     migrations = Path(__file__).resolve().parent / "migrations"
-    static = STATIC
     encrypted_columns = (store.REPLY_TEXT,)
 
     def __init__(self) -> None:
@@ -181,18 +187,30 @@ class WebChat(ChannelKind[WebChatSettings]):
     def routes(self) -> PageRoutes:
         return {
             ("GET", ""): self._index,
+            ("GET", "frame"): self._frame_page,
+            **{("GET", name): self._asset for name in ASSETS},
             ("GET", "status"): self._status,
             ("GET", "socket"): self._socket,
             ("POST", "end"): self._end,
         }
 
     async def _index(self, channel: ChatChannel, request: web.Request) -> web.Response:
-        html = PAGE.read_text().replace("{{lang}}", channel.language)
+        """The standalone page: nobody may frame it."""
+        return self._page(channel, request, "page", "'none'")
+
+    async def _frame_page(self, channel: ChatChannel, request: web.Request) -> web.Response:
+        """The chat the launcher (widget.js) opens in an iframe on a region's own site: only
+        the gateway itself and the channel's allowed origins may frame it."""
+        ancestors = " ".join(["'self'", *(o for o in channel.settings.allowed_origins if ORIGIN.match(o))])
+        return self._page(channel, request, "frame", ancestors)
+
+    def _page(self, channel: ChatChannel, request: web.Request, mode: str, ancestors: str) -> web.Response:
+        html = PAGE.read_text().replace("{{lang}}", channel.language).replace("{{mode}}", mode)
         host = request.host
         csp = (
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
             f"connect-src 'self' ws://{host} wss://{host}; base-uri 'none'; form-action 'none'; "
-            "frame-ancestors 'none'"
+            f"frame-ancestors {ancestors}"
         )
         return web.Response(
             text=html,
@@ -204,6 +222,16 @@ class WebChat(ChannelKind[WebChatSettings]):
                 "Cache-Control": "no-store",
                 "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
             },
+        )
+
+    async def _asset(self, channel: ChatChannel, request: web.Request) -> web.Response:
+        """The launcher, the chat's script and its stylesheet, never kept in a cache."""
+        name = request.match_info.get("path", "")
+        content_type = ASSETS[name]
+        return web.Response(
+            body=(STATIC / name).read_bytes(),
+            content_type=content_type,
+            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
         )
 
     def _cors(self, channel: ChatChannel, request: web.Request) -> dict[str, str]:
@@ -247,7 +275,9 @@ class WebChat(ChannelKind[WebChatSettings]):
         token = (await request.text())[:200].strip()
         if token:
             await self._end_session(session_id_of(token))
-        return web.Response(status=204, headers=self._cors(channel, request))
+        # The browser forgets whatever it may have kept of the gateway's origin.
+        headers = {"Clear-Site-Data": '"cache", "storage"', "Cache-Control": "no-store"}
+        return web.Response(status=204, headers={**headers, **self._cors(channel, request)})
 
     async def _end_session(self, session_id: str) -> None:
         await self._need_chats().end_session(session_id)

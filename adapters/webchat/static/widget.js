@@ -1,489 +1,167 @@
-/* Veilig Thuis web chat. One script for the standalone page and for the widget a
- * region puts on its own site:
+/* Veilig Thuis web chat: the launcher a region puts on its own site with one tag:
  *   <script src="https://GATEWAY/channels/CHANNEL_ID/widget.js" async></script>
- * Keeps nothing on the device: no cookies, no localStorage, no IndexedDB. The
- * session token lives in this script's memory only. Quick exit (the button,
- * Escape, or Shift pressed three times) ends the session on the server, empties
- * the page and replaces it with a neutral site. */
+ * It adds a "Chat met Veilig Thuis" button; the chat itself opens in a sandboxed
+ * iframe served from the gateway's own origin (/channels/CHANNEL_ID/frame), so
+ * nothing of the conversation (no text, no keystroke) is ever in this page's DOM
+ * or events: scripts of the host page (analytics, session replay) cannot read it.
+ * The launcher knows only whether the panel is open. Quick exit inside the frame
+ * posts a bare {"type": "vt-exit"} here (checked to come from the gateway's
+ * origin and from our frame), and the launcher replaces this page with the
+ * channel's exit_url; Escape on this page while the panel is open asks the frame
+ * to end the session and leaves the same way. */
 (function () {
   "use strict";
 
   var script = document.currentScript;
+  if (!script || !script.src) { return; }
   var base = new URL(".", script.src);
-  var standalone = script.getAttribute("data-mode") === "page";
+  var gateway = base.origin;
+  var FALLBACK_EXIT = "https://www.google.com/";
+  var SANDBOX = "allow-scripts allow-same-origin allow-forms allow-top-navigation-by-user-activation";
 
   var TEXTS = {
     nl: {
-      title: "Chat met Veilig Thuis",
-      brand: "Veilig Thuis",
-      switchTo: "English",
-      switchLabel: "Switch to English",
-      exit: "Snel weg",
-      exitHint: "Druk op Esc of drie keer op Shift om deze pagina meteen te verlaten.",
-      heading: function (region) { return "Chat met " + region; },
-      open: "De chat is nu open.",
-      closed: function (when) { return "De chat is nu gesloten. We zijn er weer op " + when + "."; },
-      closedNoTime: "De chat is nu gesloten.",
-      closedNote: "Je kunt toch een bericht sturen; we lezen het zo snel mogelijk.",
-      phone: "Bel gratis 0800-2000, dag en nacht (24/7).",
-      emergency: "In acuut gevaar? Bel 112.",
-      start: "Start de chat",
-      loading: "Even geduld…",
-      conversation: "Gesprek",
-      you: "Jij",
-      them: "Veilig Thuis",
-      sending: "wordt verstuurd…",
-      sent: "verstuurd",
-      label: "Jouw bericht",
-      send: "Verstuur",
       launcher: "Chat met Veilig Thuis",
-      reconnecting: "De verbinding is even weg. We proberen het opnieuw; je berichten gaan niet verloren.",
-      expired: "Je chat is gestopt omdat het een tijd stil was. Start een nieuwe chat als je wilt.",
-      ended: "De chat is beëindigd.",
-      tooLarge: function (n) { return "Je bericht is te lang (maximaal " + n + " tekens)."; },
-      rateLimited: "Je stuurt veel berichten achter elkaar. Wacht even; we versturen het straks.",
-      failed: "Er ging iets mis. Probeer het opnieuw.",
-      empty: "Typ eerst een bericht.",
-      place: function (n) { return "Je bent nummer " + n + " in de rij."; }
+      title: "Chat met Veilig Thuis",
+      unavailable: "De chat kan hier nu niet worden geopend. Bel gratis 0800-2000 (24/7). " +
+        "In acuut gevaar: bel 112."
     },
     en: {
-      title: "Chat with Veilig Thuis",
-      brand: "Veilig Thuis",
-      switchTo: "Nederlands",
-      switchLabel: "Schakel naar Nederlands",
-      exit: "Quick exit",
-      exitHint: "Press Escape or Shift three times to leave this page at once.",
-      heading: function (region) { return "Chat with " + region; },
-      open: "The chat is open now.",
-      closed: function (when) { return "The chat is closed now. We are back on " + when + "."; },
-      closedNoTime: "The chat is closed now.",
-      closedNote: "You can still send a message; we will read it as soon as we can.",
-      phone: "Call 0800-2000 free of charge, day and night (24/7).",
-      emergency: "In immediate danger? Call 112.",
-      start: "Start the chat",
-      loading: "One moment…",
-      conversation: "Conversation",
-      you: "You",
-      them: "Veilig Thuis",
-      sending: "sending…",
-      sent: "sent",
-      label: "Your message",
-      send: "Send",
       launcher: "Chat with Veilig Thuis",
-      reconnecting: "The connection dropped. We are trying again; your messages will not be lost.",
-      expired: "Your chat stopped because it was quiet for a while. Start a new chat if you like.",
-      ended: "The chat has ended.",
-      tooLarge: function (n) { return "Your message is too long (at most " + n + " characters)."; },
-      rateLimited: "You are sending many messages in a row. Wait a moment; we will send it shortly.",
-      failed: "Something went wrong. Please try again.",
-      empty: "Type a message first.",
-      place: function (n) { return "You are number " + n + " in the queue."; }
+      title: "Chat with Veilig Thuis",
+      unavailable: "The chat cannot be opened here now. Call 0800-2000 free of charge (24/7). " +
+        "In immediate danger: call 112."
     }
   };
 
-  var state = {
-    lang: document.documentElement.lang === "en" ? "en" : "nl",
-    status: null,
-    session: null,
-    socket: null,
-    nextSeq: 1,
-    pending: [],          /* {seq, text, item} not yet acknowledged, in order */
-    lastReply: 0,
-    place: null,          /* the place in the team's queue while waiting for a counsellor */
-    retry: 0,
-    ended: false,
-    shiftPresses: []
-  };
+  var lang = "nl";
+  var status = null;      /* the channel's public status: language and exit_url */
+  var leaving = false;
+  var container, button, panel, frame, note;
 
-  function t(key) { return TEXTS[state.lang][key]; }
+  function t(key) { return TEXTS[lang][key]; }
 
-  function el(tag, className, text) {
+  function el(tag, className) {
     var node = document.createElement(tag);
     if (className) { node.className = className; }
-    if (text !== undefined) { node.textContent = text; }
     return node;
   }
 
-  /* ---- building the interface ---- */
-
-  var host, root, ui = {};
-
-  function mount() {
-    if (standalone) {
-      host = document.getElementById("vt-chat");
-      root = host;
-      build(root);
-    } else {
-      host = el("div");
-      host.setAttribute("data-veilig-thuis-chat", "");
-      document.body.appendChild(host);
-      root = host.attachShadow({ mode: "open" });
-      var sheet = el("link");
-      sheet.rel = "stylesheet";
-      sheet.href = new URL("chat.css", base).href;
-      root.appendChild(sheet);
-      ui.launcher = el("button", "vt-launcher vt-primary");
-      ui.launcher.type = "button";
-      ui.launcher.setAttribute("aria-expanded", "false");
-      root.appendChild(ui.launcher);
-      var panel = el("div", "vt-panel");
-      panel.hidden = true;
-      panel.setAttribute("role", "dialog");
-      root.appendChild(panel);
-      ui.panel = panel;
-      ui.launcher.addEventListener("click", function () {
-        panel.hidden = !panel.hidden;
-        ui.launcher.setAttribute("aria-expanded", String(!panel.hidden));
-        if (!panel.hidden) { ui.exit.focus(); }
-      });
-      build(panel);
-    }
-    applyTexts();
-    loadStatus();
-    setInterval(loadStatus, 60000);
-  }
-
-  function build(container) {
-    var app = el("div", "vt-app");
-    var bar = el("div", "vt-bar");
-    ui.brand = el("span", "vt-title");
-    ui.lang = el("button", "vt-lang");
-    ui.lang.type = "button";
-    ui.exit = el("button", "vt-exit");
-    ui.exit.type = "button";
-    ui.exit.id = "vt-exit";
-    ui.exitHint = el("p", "vt-hint");
-    ui.exitHint.id = "vt-exit-hint";
-    ui.exit.setAttribute("aria-describedby", "vt-exit-hint");
-    bar.append(ui.brand, ui.exit, ui.lang);
-
-    var status = el("section", "vt-status");
-    status.setAttribute("aria-live", "polite");
-    ui.heading = el("h1", "vt-heading");
-    ui.state = el("p", "vt-state");
-    ui.closedNote = el("p");
-    ui.closedNote.hidden = true;
-    ui.phone = el("p");
-    ui.emergency = el("p", "vt-emergency");
-    status.append(ui.heading, ui.state, ui.closedNote, ui.phone, ui.emergency);
-
-    ui.start = el("button", "vt-start vt-primary");
-    ui.start.type = "button";
-
-    var conversation = el("section", "vt-conversation");
-    conversation.hidden = true;
-    ui.conversation = conversation;
-    /* Always in the page (a live region must exist before its text changes); empty when
-     * the person is not waiting. */
-    ui.place = el("p", "vt-place");
-    ui.place.setAttribute("aria-live", "polite");
-    ui.place.setAttribute("aria-atomic", "true");
-    ui.logRegion = el("div", "vt-log-region");
-    ui.logRegion.setAttribute("role", "log");
-    ui.logRegion.setAttribute("aria-live", "polite");
-    ui.log = el("ol", "vt-log");
-    ui.logRegion.appendChild(ui.log);
-    var form = el("form", "vt-form");
-    form.setAttribute("novalidate", "");
-    ui.label = el("label");
-    ui.label.htmlFor = "vt-input";
-    ui.input = el("textarea");
-    ui.input.id = "vt-input";
-    ui.input.rows = 3;
-    ui.input.setAttribute("autocomplete", "off");
-    ui.send = el("button", "vt-primary");
-    ui.send.type = "submit";
-    form.append(ui.label, ui.input, ui.send);
-    conversation.append(ui.place, ui.logRegion, form);
-
-    ui.notice = el("p", "vt-notice");
-    ui.notice.setAttribute("role", "alert");
-
-    app.append(bar, ui.exitHint, status, ui.start, conversation, ui.notice);
-    container.appendChild(app);
-    ui.app = app;
-
-    ui.lang.addEventListener("click", function () {
-      state.lang = state.lang === "nl" ? "en" : "nl";
-      applyTexts();
-    });
-    ui.exit.addEventListener("click", quickExit);
-    ui.start.addEventListener("click", startChat);
-    form.addEventListener("submit", function (event) {
-      event.preventDefault();
-      sendMessage();
-    });
-    ui.input.addEventListener("keydown", function (event) {
-      if (event.key === "Enter" && !event.shiftKey) {
-        event.preventDefault();
-        sendMessage();
-      }
-    });
-  }
-
-  function applyTexts() {
-    ui.app.lang = state.lang;
-    if (standalone) {
-      document.documentElement.lang = state.lang;
-      document.title = t("title");
-    }
-    if (ui.launcher) { ui.launcher.textContent = t("launcher"); }
-    if (ui.panel) { ui.panel.setAttribute("aria-label", t("title")); }
-    ui.brand.textContent = t("brand");
-    ui.lang.textContent = t("switchTo");
-    ui.lang.setAttribute("aria-label", t("switchLabel"));
-    ui.lang.lang = state.lang === "nl" ? "en" : "nl";
-    ui.exit.textContent = t("exit");
-    ui.exitHint.textContent = t("exitHint");
-    ui.phone.textContent = t("phone");
-    ui.emergency.textContent = t("emergency");
-    ui.start.textContent = state.status ? t("start") : t("loading");
-    ui.start.disabled = !state.status;
-    ui.logRegion.setAttribute("aria-label", t("conversation"));
-    ui.label.textContent = t("label");
-    ui.send.textContent = t("send");
-    showStatus();
-    showPlace();
-    Array.prototype.forEach.call(ui.log.children, function (item) { labelItem(item); });
-  }
-
-  function showPlace() {
-    ui.place.textContent = state.place ? TEXTS[state.lang].place(state.place) : "";
-  }
-
-  function showStatus() {
-    var status = state.status;
-    ui.heading.textContent = TEXTS[state.lang].heading(status ? status.region : "Veilig Thuis");
-    if (!status) { ui.state.textContent = t("loading"); return; }
-    if (status.open) {
-      ui.state.textContent = t("open");
-      ui.state.className = "vt-state vt-state-open";
-      ui.closedNote.hidden = true;
-    } else {
-      ui.state.textContent = status.next_open_text
-        ? TEXTS[state.lang].closed(status.next_open_text[state.lang])
-        : t("closedNoTime");
-      ui.state.className = "vt-state vt-state-closed";
-      ui.closedNote.textContent = t("closedNote");
-      ui.closedNote.hidden = false;
-    }
-    ui.input.maxLength = status.max_message_chars;
+  function exitUrl() {
+    var url = status && status.exit_url;
+    return typeof url === "string" && /^https?:\/\//.test(url) ? url : FALLBACK_EXIT;
   }
 
   function loadStatus() {
-    fetch(new URL("status", base).href, { credentials: "omit", cache: "no-store" })
-      .then(function (response) { return response.json(); })
-      .then(function (status) {
-        if (state.ended) { return; }
-        var first = !state.status;
-        state.status = status;
-        if (first && status.language === "en" && !standalone) { state.lang = "en"; }
-        applyTexts();
+    /* Answered (with CORS) only to the channel's allowed origins. */
+    return fetch(new URL("status", base).href, { credentials: "omit", cache: "no-store" })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("status " + response.status); }
+        return response.json();
       })
-      .catch(function () { /* the next try comes in a minute; the phone numbers are shown anyway */ });
+      .then(function (answer) {
+        status = answer;
+        lang = answer.language === "en" ? "en" : "nl";
+        applyTexts();
+        return true;
+      })
+      .catch(function () { return false; });
   }
 
-  /* ---- the conversation ---- */
-
-  function say(text) { ui.notice.textContent = text || ""; }
-
-  function addItem(mine, text, seq) {
-    var item = el("li", mine ? "vt-mine" : "vt-theirs");
-    item.dataset.mine = mine ? "1" : "0";
-    if (seq !== undefined) { item.dataset.seq = String(seq); }
-    var meta = el("span", "vt-meta");
-    var body = el("span", "vt-text", text);
-    item.append(meta, body);
-    ui.log.appendChild(item);
-    labelItem(item);
-    item.scrollIntoView({ block: "end" });
-    return item;
+  function applyTexts() {
+    button.textContent = t("launcher");
+    panel.setAttribute("aria-label", t("title"));
+    if (frame) { frame.title = t("title"); }
+    if (note) { note.textContent = t("unavailable"); }
   }
 
-  function labelItem(item) {
-    var meta = item.querySelector(".vt-meta");
-    if (item.dataset.mine === "1") {
-      meta.textContent = t("you") + " · " + (item.dataset.acked === "1" ? t("sent") : t("sending"));
-    } else {
-      meta.textContent = t("them");
+  function mount() {
+    container = el("div");
+    container.setAttribute("data-veilig-thuis-chat", "");
+    document.body.appendChild(container);
+    /* Only to keep the host page's styles off the button and the frame; nothing of the
+     * chat is in here. */
+    var root = container.attachShadow({ mode: "open" });
+    var sheet = el("link");
+    sheet.rel = "stylesheet";
+    sheet.href = new URL("chat.css", base).href;
+    root.appendChild(sheet);
+    button = el("button", "vt-launcher vt-primary");
+    button.type = "button";
+    button.setAttribute("aria-expanded", "false");
+    panel = el("div", "vt-panel vt-frame-panel");
+    panel.hidden = true;
+    panel.setAttribute("role", "region");
+    root.append(button, panel);
+    applyTexts();
+    button.addEventListener("click", toggle);
+    window.addEventListener("message", fromFrame);
+    document.addEventListener("keydown", onKey, true);
+    loadStatus();
+  }
+
+  function toggle() {
+    if (!panel.hidden) {
+      panel.hidden = true;
+      button.setAttribute("aria-expanded", "false");
+      return;
     }
-  }
-
-  function startChat() {
-    ui.start.hidden = true;
-    ui.conversation.hidden = false;
-    say("");
-    state.session = null;
-    state.nextSeq = 1;
-    state.pending = [];
-    state.lastReply = 0;
-    state.place = null;
-    showPlace();
-    connect();
-    ui.input.focus();
-  }
-
-  function socketUrl() {
-    var url = new URL("socket", base);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    return url.href;
-  }
-
-  function connect() {
-    if (state.ended) { return; }
-    var socket = new WebSocket(socketUrl());
-    state.socket = socket;
-    socket.addEventListener("open", function () {
-      state.retry = 0;
-      if (state.session) {
-        socket.send(JSON.stringify({ type: "resume", session: state.session, last_reply: state.lastReply }));
-      } else {
-        socket.send(JSON.stringify({ type: "start" }));
-      }
-    });
-    socket.addEventListener("message", function (event) {
-      var frame;
-      try { frame = JSON.parse(event.data); } catch (error) { return; }
-      handle(frame, socket);
-    });
-    socket.addEventListener("close", function () {
-      if (state.socket !== socket || state.ended || ui.start.hidden === false) { return; }
-      say(t("reconnecting"));
-      var delay = Math.min(5000, 500 * Math.pow(2, state.retry++));
-      setTimeout(connect, delay);
+    panel.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    if (frame) { focusFrame(); return; }
+    if (note) { note.focus(); return; }
+    (status ? Promise.resolve(true) : loadStatus()).then(function (ok) {
+      if (ok) { openFrame(); } else { showUnavailable(); }
     });
   }
 
-  function flushPending(socket) {
-    state.pending.forEach(function (entry) {
-      socket.send(JSON.stringify({ type: "message", seq: entry.seq, text: entry.text }));
-    });
+  function openFrame() {
+    frame = el("iframe", "vt-frame");
+    frame.setAttribute("sandbox", SANDBOX);
+    frame.setAttribute("referrerpolicy", "no-referrer");
+    frame.title = t("title");
+    frame.addEventListener("load", focusFrame);
+    frame.src = new URL("frame", base).href;
+    panel.appendChild(frame);
   }
 
-  function handle(frame, socket) {
-    if (frame.type === "started") {
-      state.session = frame.session;
-      say("");
-      flushPending(socket);
-    } else if (frame.type === "resumed") {
-      acknowledgeUpTo(frame.stored);
-      say("");
-      flushPending(socket);
-    } else if (frame.type === "ack") {
-      acknowledgeUpTo(frame.seq);
-    } else if (frame.type === "reply") {
-      if (frame.seq > state.lastReply) {
-        state.lastReply = frame.seq;
-        addItem(false, frame.text);
-      }
-      socket.send(JSON.stringify({ type: "received", seq: frame.seq }));
-    } else if (frame.type === "queue") {
-      /* null: no longer waiting (a counsellor has the conversation, or it was closed) */
-      state.place = typeof frame.place === "number" && frame.place > 0 ? frame.place : null;
-      showPlace();
-    } else if (frame.type === "expired" || frame.type === "ended") {
-      finish(frame.type === "expired" ? t("expired") : t("ended"));
-    } else if (frame.type === "error") {
-      if (frame.error === "too_large") {
-        say(TEXTS[state.lang].tooLarge(state.status ? state.status.max_message_chars : 2000));
-        drop(frame.seq);
-      } else if (frame.error === "rate_limited") {
-        say(t("rateLimited"));
-        setTimeout(function () { if (state.socket === socket) { flushPending(socket); } }, 10000);
-      } else if (frame.error === "unknown_session") {
-        finish(t("expired"));
-      } else {
-        say(t("failed"));
-      }
-    }
+  /* This origin is not one of the channel's (or the gateway cannot be reached): no chat
+   * here, but the numbers, always. */
+  function showUnavailable() {
+    note = el("p", "vt-unavailable");
+    note.tabIndex = -1;
+    note.textContent = t("unavailable");
+    panel.appendChild(note);
+    note.focus();
   }
 
-  function acknowledgeUpTo(seq) {
-    state.pending = state.pending.filter(function (entry) {
-      if (entry.seq <= seq) {
-        entry.item.dataset.acked = "1";
-        labelItem(entry.item);
-        return false;
-      }
-      return true;
-    });
+  function focusFrame() {
+    if (!frame || panel.hidden) { return; }
+    frame.focus();
+    frame.contentWindow.postMessage({ type: "vt-focus" }, gateway);
   }
 
-  function drop(seq) {
-    state.pending = state.pending.filter(function (entry) {
-      if (entry.seq === seq) { entry.item.remove(); return false; }
-      return true;
-    });
+  function fromFrame(event) {
+    if (!frame || event.origin !== gateway || event.source !== frame.contentWindow) { return; }
+    var data = event.data;
+    if (data && typeof data === "object" && data.type === "vt-exit") { leave(); }
   }
 
-  function finish(message) {
-    var socket = state.socket;
-    state.socket = null;
-    state.session = null;
-    state.pending = [];
-    state.place = null;
-    showPlace();
-    if (socket) { socket.close(); }
-    say(message);
-    ui.conversation.hidden = true;
-    ui.log.replaceChildren();
-    ui.start.hidden = false;
+  function onKey(event) {
+    if (event.key !== "Escape" || event.repeat || !panel || panel.hidden || leaving) { return; }
+    if (!frame) { leave(); return; }
+    /* The frame ends the session and answers vt-exit; leave anyway if it does not. */
+    frame.contentWindow.postMessage({ type: "vt-exit" }, gateway);
+    setTimeout(leave, 1000);
   }
 
-  function sendMessage() {
-    var text = ui.input.value.trim();
-    if (!text) { say(t("empty")); return; }
-    var limit = state.status ? state.status.max_message_chars : 2000;
-    if (text.length > limit) { say(TEXTS[state.lang].tooLarge(limit)); return; }
-    say("");
-    var entry = { seq: state.nextSeq++, text: text, item: addItem(true, text) };
-    state.pending.push(entry);
-    ui.input.value = "";
-    var socket = state.socket;
-    if (socket && socket.readyState === WebSocket.OPEN && state.session) {
-      socket.send(JSON.stringify({ type: "message", seq: entry.seq, text: text }));
-    }
+  function leave() {
+    if (leaving) { return; }
+    leaving = true;
+    var target = exitUrl();
+    if (container) { container.remove(); }
+    window.location.replace(target);
   }
-
-  /* ---- quick exit ---- */
-
-  function quickExit() {
-    if (state.ended) { return; }
-    state.ended = true;
-    var exitUrl = (state.status && state.status.exit_url) || "https://www.google.com/";
-    var token = state.session;
-    var socket = state.socket;
-    if (token) {
-      try { if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify({ type: "end" })); } } catch (error) { /* leaving anyway */ }
-      try { fetch(new URL("end", base).href, { method: "POST", body: token, keepalive: true, mode: "no-cors", credentials: "omit" }); } catch (error) { /* leaving anyway */ }
-    }
-    state.session = null;
-    state.pending = [];
-    state.status = null;
-    state.socket = null;
-    if (socket) { try { socket.close(); } catch (error) { /* leaving anyway */ } }
-    if (standalone) {
-      document.title = "";
-      document.body.replaceChildren();
-    } else if (host) {
-      host.remove();
-    }
-    window.location.replace(exitUrl);
-  }
-
-  document.addEventListener("keydown", function (event) {
-    if (event.repeat) { return; }
-    if (event.key === "Escape") {
-      quickExit();
-    } else if (event.key === "Shift") {
-      var now = Date.now();
-      state.shiftPresses = state.shiftPresses.filter(function (at) { return now - at < 1000; });
-      state.shiftPresses.push(now);
-      if (state.shiftPresses.length >= 3) { quickExit(); }
-    } else {
-      state.shiftPresses = [];
-    }
-  }, true);
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", mount);
