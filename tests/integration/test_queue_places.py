@@ -25,8 +25,10 @@ from gateway.service import KindHost, conversation_id_for, kinds, make_store, to
 from gateway.store.database import Store
 from gateway.store.queue import queue_places
 from gateway.store.tables import desk_conversations
+from gateway.support.fieldcrypt import FieldCipher
 from gateway.support.keys import Keyring
 from gateway.support.metrics import Metrics
+from gateway.support.ratelimit import LocalLimiter
 from tests.conftest import TEST_SECRET
 
 ZOB, RR = "zuidoost-brabant", "rotterdam-rijnmond"
@@ -148,7 +150,10 @@ async def test_the_host_finds_a_person_by_the_key_ingest_names_their_conversatio
 
     ahead = await waiting(desk, "ahead", ZOB, 0)
     assert (await desk.store_envelopes([(envelope.model_copy(update={"region": ZOB}), ZOB)]))[0]
-    host = KindHost(None, store, None, None, keyring, Metrics(), None, None, True, None)  # type: ignore[arg-type]
+    host = KindHost(
+        None, store, None, None, keyring, Metrics(), None, None, True, None,  # type: ignore[arg-type]
+        FieldCipher.ephemeral(), LocalLimiter(),
+    )  # fmt: skip
     assert await host.queue_places(channel.id, {session, "f00d" * 16}) == {session: 2}
     await set_status(store, ahead, "claimed")
     assert await host.queue_places(channel.id, [session]) == {session: 1}
