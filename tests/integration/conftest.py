@@ -150,3 +150,12 @@ async def web_chat_claimed(desks: dict, socket, text: str) -> str:
     c = f"/api/v1/conversations/{chats[0]['conversation_id']}"
     assert (await call(desks["a"].base, "POST", c + "/claim", desks["tokens"]["anna-zob"]))[0] == 200
     return c
+
+
+def outbound_beside(desks: dict, log: Path) -> ServiceProcess:
+    """An outbound process on the desks' broker, store and configuration (start it with
+    wait_ready, stop it after)."""
+    return ServiceProcess(
+        desks["url"], log, roles=("outbound",), config_dir=desks["root"],
+        GATEWAY_DATABASE_URL=desks["database_url"],
+    )  # fmt: skip

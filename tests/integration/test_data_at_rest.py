@@ -21,7 +21,15 @@ from gateway.support.fieldcrypt import CHANNEL_DATA_KEYS, DERIVED_KEY_ID, FieldC
 from gateway.support.keys import data_key_entry_from_secret
 from tests.conftest import EXAMPLE_SECRETS, ROOT, TEST_SECRET, ServiceProcess, clean_state
 from tests.helpers.desk import Counsellors, person_texts
-from tests.integration.conftest import OPEN_MONDAY, PASSWORD, call, desk_config, listed, web_chat_claimed
+from tests.integration.conftest import (
+    OPEN_MONDAY,
+    PASSWORD,
+    call,
+    desk_config,
+    listed,
+    outbound_beside,
+    web_chat_claimed,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -65,10 +73,7 @@ async def test_a_web_chat_reply_is_stored_encrypted_and_reaches_the_person_reada
     under the channel data keys (outbound writes it, the socket's process reads it), and
     `gateway data rotate` re-encrypts it with GATEWAY_CHANNEL_DATA_KEYS."""
     tokens, a = desks["tokens"], desks["a"]
-    outbound = ServiceProcess(
-        desks["url"], tmp_path / "outbound.log", roles=("outbound",), config_dir=desks["root"],
-        GATEWAY_DATABASE_URL=desks["database_url"],
-    )  # fmt: skip
+    outbound = outbound_beside(desks, tmp_path / "outbound.log")
     try:
         await outbound.wait_ready(40)
         async with (

@@ -17,7 +17,14 @@ import pytest
 from gateway.domain.envelope import ChannelRef, Envelope, Route
 from gateway.support.keys import Keyring
 from tests.conftest import TEST_SECRET, drain
-from tests.integration.conftest import call, listed, person_writes, running_desks, web_chat_claimed
+from tests.integration.conftest import (
+    call,
+    listed,
+    outbound_beside,
+    person_writes,
+    running_desks,
+    web_chat_claimed,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -337,8 +344,6 @@ async def test_a_reply_that_reaches_the_web_chat_after_the_person_left_shows_as_
     after their quick exit: the counsellor sees it failed, with the reason, not "queued"."""
     from aiohttp import ClientSession
 
-    from tests.conftest import ServiceProcess
-
     tokens, a = desks["tokens"], desks["a"]
     channel = "webchat-zuidoost-brabant"
     async with (
@@ -349,10 +354,7 @@ async def test_a_reply_that_reaches_the_web_chat_after_the_person_left_shows_as_
         status, _ = await call(a.base, "POST", c + "/reply", tokens["anna-zob"], {"text": "Ik ben er."})
         assert status == 202
         await socket.send_json({"type": "end"})  # quick exit, before any outbound role took the reply
-    outbound = ServiceProcess(
-        desks["url"], tmp_path / "outbound.log", roles=("outbound",), config_dir=desks["root"],
-        GATEWAY_DATABASE_URL=desks["database_url"],
-    )  # fmt: skip
+    outbound = outbound_beside(desks, tmp_path / "outbound.log")
     try:
         await outbound.wait_ready(40)
         for _ in range(150):
