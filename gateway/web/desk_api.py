@@ -551,6 +551,7 @@ ROUTES: list[tuple[str, str, Handler, Action | None, bool]] = [
     ("GET", "/api/v1/audit", _audit, "audit_read", False),
     ("GET", "/api/v1/reports", reports_api.report, "report_read", False),
     ("GET", "/api/v1/reports/export", reports_api.export, "report_export", False),
+    ("GET", "/api/v1/reports/chart", reports_api.chart, "report_read", False),
 ]
 
 
@@ -693,6 +694,18 @@ _REPORT_QUERY = [
         ("to", "the last day, YYYY-MM-DD, included"),
     )
 ]
+_CHART_OPERATION = _operation(
+    "A chart of the same report as SVG (recorded as a read): trend per week, channel mix, age "
+    "groups or contact roles; a hidden count is drawn as text, with no bar",
+    200,
+    {"type": "string"},
+)
+_CHART_OPERATION["responses"]["200"]["content"] = {"image/svg+xml": {"schema": {"type": "string"}}}
+_CHART_OPERATION["parameters"] = [
+    {"name": "chart", "in": "query", "required": True,
+     "schema": {"type": "string", "enum": ["trend", "channels", "age", "roles"]}},
+    *_REPORT_QUERY,
+]  # fmt: skip
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Veilig Thuis gateway: counsellor desk", "version": "1"},
@@ -811,6 +824,7 @@ OPENAPI: dict[str, Any] = {
                 "parameters": _REPORT_QUERY,
             }
         },
+        "/api/v1/reports/chart": {"get": _CHART_OPERATION},
         "/api/v1/me": {"get": _operation("Who is signed in", 200, {"type": "object"})},
         "/api/v1/conversations": {
             "get": _operation(

@@ -1,5 +1,6 @@
-"""The reports' HTTP surface: `GET /api/v1/reports` (JSON) and `GET /api/v1/reports/export`
-(CSV), with the query `team`, `period` or `from` and `to` (docs/reports.md)."""
+"""The reports' HTTP surface: `GET /api/v1/reports` (JSON), `GET /api/v1/reports/export`
+(CSV) and `GET /api/v1/reports/chart` (SVG), with the query `team`, `period` or `from` and
+`to` (docs/reports.md)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import io
 
 from aiohttp import web
 
+from gateway.config.models import Config
+from gateway.domain.answers import teams
 from gateway.domain.messages import Rejected
 from gateway.domain.reports import PeriodError, csv_rows, parse_period
 from gateway.roles.desk import Desk
 from gateway.roles.reports import Reports, Use
+from gateway.web import charts
+from gateway.web.app import LIVE_KEY
 from gateway.web.desk_auth import Who, answer
 from gateway.web.errors import NO_STORE
 
@@ -19,9 +24,11 @@ REPORTS_KEY = web.AppKey("reports", Reports)
 QUERY = {"team", "period", "from", "to"}
 
 
-async def _report_of(request: web.Request, who: Who, use: Use) -> dict[str, object]:
+async def _report_of(
+    request: web.Request, who: Who, use: Use, also: frozenset[str] = frozenset()
+) -> dict[str, object]:
     query = request.query
-    unknown = set(query) - QUERY
+    unknown = set(query) - QUERY - also
     if unknown:
         raise Rejected(422, "invalid_request", f"unknown parameter: {sorted(unknown)[0]}")
     reports = request.app[REPORTS_KEY]
@@ -39,6 +46,28 @@ async def report(request: web.Request, who: Who, desk: Desk) -> web.Response:
 async def export(request: web.Request, who: Who, desk: Desk) -> web.Response:
     found = await _report_of(request, who, "report_export")
     return csv_response(found)
+
+
+async def chart(request: web.Request, who: Who, desk: Desk) -> web.Response:
+    """One chart of the report, as SVG: read (and recorded) exactly as the report is, so its
+    figures and what is hidden are the report's."""
+    name = request.query.get("chart")
+    if name not in charts.CHARTS:
+        raise Rejected(422, "invalid_request", "chart is one of " + ", ".join(charts.CHARTS))
+    found = await _report_of(request, who, "report_read", also=frozenset({"chart"}))
+    svg = charts.chart(found, name, chart_labels(request.app[LIVE_KEY].current))
+    headers = {**NO_STORE, "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CHART_POLICY}
+    return web.Response(text=svg, content_type="image/svg+xml", charset="utf-8", headers=headers)
+
+
+# Opened on its own, the SVG runs nothing and loads nothing.
+CHART_POLICY = "default-src 'none'; sandbox"
+
+
+def chart_labels(config: Config) -> charts.Labels:
+    fields = config.desk.wrap_up.fields()
+    codes = {name: {o.code: o.nl for o in field.options} for name, field in fields.items()}
+    return charts.Labels(codes=codes, teams=dict(teams(config)))
 
 
 def csv_text(report: dict[str, object]) -> str:
