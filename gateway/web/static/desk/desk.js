@@ -3,12 +3,14 @@
  * events), a conversation with claim, reply, transfer, the team's internal notes (apart
  * from the messages), the handover note of a transfer, export, the call-back on a channel
  * that carries no replies (Masker 19) and close with its registration, one's own
- * sessions, for coordinators the wall board and their team's standard answers, and, for
+ * sessions, for coordinators the wall board, the figures (Cijfers, with charts made on the
+ * server) and their team's standard answers, and, for
  * the privacy officer only, the access log. Talks only to /api/v1/ with the
  * HttpOnly session cookie; the CSRF token lives in memory only. */
 (function () {
   "use strict";
-  var SECTIONS = ["signin", "enrol", "recovery", "queue", "conversation", "board", "responses", "sessions", "audit"];
+  var SECTIONS = ["signin", "enrol", "recovery", "queue", "conversation", "board", "reports", "responses", "sessions",
+    "audit"];
   var ACTIONS = [
     ["sign_in", "aangemeld"],
     ["sign_in_failed", "aanmelden mislukt"],
@@ -27,6 +29,8 @@
     ["export", "geëxporteerd"],
     ["admin_reload", "configuratie herladen"],
     ["audit_read", "toegangslog gelezen"],
+    ["report_read", "cijfers bekeken"],
+    ["report_export", "cijfers gedownload"],
     ["second_factor_changed", "tweede stap ingesteld"],
     ["password_changed", "wachtwoord gewijzigd"]
   ];
@@ -53,6 +57,7 @@
     nav: 0, seq: 0, shown: 0, queueShown: 0, wrapUp: null, revealed: null, noReply: {},
     left: {}, outcomes: null, current: null, boardTeams: [], boardSeq: 0, boardShown: 0, boardTimer: null,
     answers: { open: false, items: [], active: -1, seq: 0, timer: null, dismissed: false },
+    reportLabels: null, reportSeq: 0,
     teams: null, managed: { items: [], placeholders: [], values: {}, editing: null, seq: 0 }
   };
   var $ = function (id) { return document.getElementById(id); };
@@ -96,13 +101,13 @@
   }
 
   var NAV = {
-    queue: "nav-queue", conversation: "nav-queue", board: "nav-board", responses: "nav-responses",
+    queue: "nav-queue", conversation: "nav-queue", board: "nav-board", reports: "nav-reports", responses: "nav-responses",
     sessions: "nav-sessions", audit: "nav-audit"
   };
 
   function show(section, focus) {
     SECTIONS.forEach(function (name) { $(name).hidden = name !== section; });
-    ["nav-queue", "nav-board", "nav-responses", "nav-sessions", "nav-audit"].forEach(function (id) {
+    ["nav-queue", "nav-board", "nav-reports", "nav-responses", "nav-sessions", "nav-audit"].forEach(function (id) {
       if (NAV[section] === id) { $(id).setAttribute("aria-current", "page"); } else { $(id).removeAttribute("aria-current"); }
     });
     if (focus) {
@@ -225,11 +230,11 @@
 
   function clearPrivate() {
     ["queue-rows", "transcript", "notes", "sessions-rows", "audit-rows", "recovery-codes", "totp-qr", "board-rows",
-      "move-team", "answer-list", "answer-placeholders"].forEach(function (id) {
+      "move-team", "answer-list", "answer-placeholders", "reports-tables", "reports-charts"].forEach(function (id) {
       $(id).replaceChildren();
     });
     ["totp-secret", "audit-summary", "who", "conversation-state", "handover", "reveal-result", "earlier",
-      "person-left", "board-summary", "answer-team"].forEach(function (id) {
+      "person-left", "board-summary", "answer-team", "reports-heading", "reports-period"].forEach(function (id) {
       $(id).textContent = "";
     });
     ["reply", "note", "transfer-team", "transfer-reason", "enrol-code", "audit-account", "audit-conversation",
@@ -248,6 +253,14 @@
     state.current = null;
     state.boardTeams = [];
     stopBoardTimer();
+    // Another coordinator may sign in next: none of these figures, teams or choices stay.
+    $("reports-result").hidden = true;
+    state.reportLabels = null;
+    var reportTeams = $("reports-team");
+    while (reportTeams.options.length > 1) { reportTeams.remove(1); }
+    reportTeams.value = "all";
+    $("reports-kind").value = "last";
+    ["reports-inventory", "reports-week", "reports-month", "reports-from", "reports-to"].forEach(function (id) { $(id).value = ""; });
     $("audit-action").value = "";
   }
 
@@ -289,6 +302,7 @@
     $("nav-queue").hidden = enrolling || isOfficer();
     $("nav-audit").hidden = enrolling || !isOfficer();
     $("nav-board").hidden = enrolling || !isCoordinator();
+    $("nav-reports").hidden = enrolling || !isCoordinator();
     $("nav-responses").hidden = enrolling || !isCoordinator();
     $("nav-sessions").hidden = enrolling;
     if (enrolling) {
@@ -1349,6 +1363,306 @@
     });
   }
 
+  // ---- the figures (coordinators) ----------------------------------------------
+
+  // A region's coordinator reads their own team's; a national coordinator every team's and
+  // the country's ("all"). Counts are a number, "<5" or "hidden" (docs/reports.md); the
+  // charts are SVG made by the gateway, read exactly as the report.
+  var CHANNEL_NAMES = {
+    "sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram", "webchat": "Webchat",
+    "masker19": "Apotheek (Masker 19)", "http-json": "Eigen systeem van de regio"
+  };
+  var PERIOD_KINDS = { inventory: "inventarisperiode", week: "week", month: "maand", range: "periode" };
+  var CHARTS = [
+    ["trend", "Contacten per week", "by_week"],
+    ["channels", "Contacten per kanaal", "by_channel"],
+    ["age", "Leeftijd (aandeel van de geregistreerde contacten)", "age_group"],
+    ["roles", "Wie schreef (aandeel van de geregistreerde contacten)", "contact_role"]
+  ];
+
+  function isNational() { return isCoordinator() && state.me.team === "national"; }
+
+  function loadReportLabels() {
+    if (state.reportLabels) { return Promise.resolve(state.reportLabels); }
+    return api("GET", "/api/v1/wrap-up").then(function (answer) {
+      var labels = {};
+      if (answer.status !== 200) { return labels; }
+      Object.keys(answer.data).forEach(function (name) {
+        var field = answer.data[name];
+        if (!field || !Array.isArray(field.options)) { return; }
+        labels[name] = {};
+        field.options.forEach(function (option) { labels[name][option.code] = option.nl; });
+      });
+      state.reportLabels = labels;
+      return labels;
+    });
+  }
+
+  function fillReportTeams() {
+    return loadTeams().then(function (teams) {
+      var select = $("reports-team");
+      if (!teams || select.options.length > 1) { return; }
+      teams.forEach(function (t) {
+        var option = document.createElement("option");
+        option.value = t.code;
+        option.textContent = t.name;
+        select.appendChild(option);
+      });
+    });
+  }
+
+  function showReports(focus) {
+    var nav = navigate();
+    leaveConversation();
+    notice("");
+    show("reports", focus);
+    $("reports-team-field").hidden = !isNational();
+    showReportKind();
+    Promise.all([loadReportLabels(), isNational() ? fillReportTeams() : null]).then(function () {
+      if (nav === state.nav) { loadReport(); }
+    });
+  }
+
+  function showReportKind() {
+    var kind = $("reports-kind").value;
+    $("reports-form").querySelectorAll("[data-kind]").forEach(function (p) { p.hidden = p.dataset.kind !== kind; });
+  }
+
+  // The query of the chosen team and period, or null (and the problem said) when incomplete.
+  function reportQuery() {
+    var query = new URLSearchParams();
+    if (isNational()) { query.set("team", $("reports-team").value || "all"); }
+    var kind = $("reports-kind").value;
+    var missing = { inventory: "Vul een inventarisperiode in, zoals 2026-P24.", week: "Kies een week.", month: "Kies een maand." };
+    if (kind === "inventory" || kind === "week" || kind === "month") {
+      var value = $("reports-" + kind).value.trim().toUpperCase();
+      if (!value) { notice(missing[kind]); $("reports-" + kind).focus(); return null; }
+      query.set("period", value);
+    } else if (kind === "range") {
+      var from = $("reports-from").value;
+      var to = $("reports-to").value;
+      if (!from || !to) { notice("Kies de begin- en de einddatum."); $(from ? "reports-to" : "reports-from").focus(); return null; }
+      if (to < from) { notice("De einddatum ligt vóór de begindatum."); $("reports-to").focus(); return null; }
+      query.set("from", from);
+      query.set("to", to);
+    }
+    return query.toString();
+  }
+
+  function loadReport() {
+    var text = reportQuery();
+    if (text === null) { return; }
+    var nav = state.nav;
+    var seq = ++state.reportSeq;
+    status("Cijfers ophalen…");
+    api("GET", "/api/v1/reports" + (text ? "?" + text : "")).then(function (answer) {
+      if (nav !== state.nav || seq !== state.reportSeq) { return; }
+      status("");
+      if (answer.status !== 200) {
+        $("reports-result").hidden = true;
+        var data = answer.data || {};
+        notice(data.error === "invalid_period" ? "Die periode bestaat niet: " + data.detail :
+          problem(answer, "De cijfers konden niet worden opgehaald."));
+        return;
+      }
+      notice("");
+      showReport(answer.data, text);
+    });
+  }
+
+  function count(value) {
+    if (value === null || value === undefined) { return "—"; }
+    if (value === "hidden") { return "verborgen"; }
+    return typeof value === "number" ? value.toLocaleString("nl-NL") : String(value);
+  }
+
+  function change(value) {
+    if (typeof value !== "number") { return "—"; }
+    return (value > 0 ? "+" : value < 0 ? "−" : "") + Math.abs(value).toLocaleString("nl-NL");
+  }
+
+  function percent(share) {
+    if (typeof share !== "number") { return "—"; }
+    return (share * 100).toFixed(1).replace(".", ",") + "%";
+  }
+
+  function waitMinutes(seconds) {
+    if (typeof seconds !== "number") { return "—"; }
+    return (seconds / 60).toFixed(1).replace(".", ",") + " min";
+  }
+
+  // A figure by its path (after_hours.where.held_for_region): the count of a cell, or the value.
+  function figureAt(tree, path) {
+    var node = tree;
+    path.split(".").forEach(function (key) { node = node && typeof node === "object" ? node[key] : undefined; });
+    return node;
+  }
+
+  function countAt(tree, path) {
+    var node = figureAt(tree, path);
+    return node && typeof node === "object" ? node.count : node;
+  }
+
+  function scopeName(scope) { return scope === "all" ? "het hele land" : teamName(scope); }
+
+  function periodText(period) {
+    return (PERIOD_KINDS[period.kind] || "periode") + " " + period.label + " (" +
+      (period.from === period.to ? day(period.from) : day(period.from) + " t/m " + day(period.to)) + ")";
+  }
+
+  function showReport(report, query) {
+    var labels = state.reportLabels || {};
+    $("reports-heading").textContent = "Cijfers van " + scopeName(report.scope);
+    $("reports-period").textContent = "De " + periodText(report.period) + ", vergeleken met de " +
+      periodText(report.previous_period) + ".";
+    $("reports-csv").href = "/api/v1/reports/export" + (query ? "?" + query : "");
+    var f = report.figures;
+    var tables = $("reports-tables");
+    tables.replaceChildren();
+    // In the order of the registration's options (desk.yaml), then any others.
+    var codes = function (name, names) {
+      var found = Object.keys(f[name] || {});
+      var known = Object.keys(names || {}).filter(function (code) { return found.indexOf(code) >= 0; });
+      return known.concat(found.filter(function (code) { return known.indexOf(code) < 0; })).map(function (code) {
+        return { label: (names && names[code]) || code, path: name + "." + code, share: true };
+      });
+    };
+    reportTable(tables, report, "Kerncijfers", [
+      { label: "Contacten", path: "contacts" },
+      { label: "Geregistreerd bij het afsluiten", path: "registered", share: true },
+      { label: "Serieuze gesprekken", path: "serious", share: true },
+      { label: "Omgezet in melding", path: "converted_to_report", share: true },
+      { label: "Masker 19-intakes (apotheek)", path: "masker19_intakes", share: true },
+      { label: "Urgent", path: "urgent", share: true },
+      { label: "Acuut gevaar", path: "acute", share: true },
+      { label: "Overgedragen of verplaatst", path: "transferred", share: true },
+      { label: "Weggegaan vóór een antwoord", path: "left_before_reply", share: true }
+    ], "Aandeel: van alle contacten; bij serieus en omgezet: van de geregistreerde.");
+    reportTable(tables, report, "Per kanaal", codes("by_channel", CHANNEL_NAMES));
+    if (f.by_team) {
+      var teams = codes("by_team", {});
+      teams.forEach(function (row) { row.label = teamName(row.path.slice("by_team.".length)); });
+      reportTable(tables, report, "Per team", teams);
+    }
+    reportTable(tables, report, "Per week", codes("by_week"));
+    reportTable(tables, report, "Wie schreef", codes("contact_role", labels.contact_role), "Aandeel: van de geregistreerde contacten.");
+    reportTable(tables, report, "Leeftijd", codes("age_group", labels.age_group), "Aandeel: van de geregistreerde contacten.");
+    reportTable(tables, report, "Uitkomst", codes("outcome", labels.outcome), "Aandeel: van de geregistreerde contacten.");
+    reportTable(tables, report, "Onderwerpen", codes("topics", labels.topics),
+      "Een contact kan over meer onderwerpen gaan: deze tellen niet op tot het totaal.");
+    reportTable(tables, report, "Buiten openingstijd", [
+      { label: "Contacten buiten openingstijd", path: "after_hours.contacts", share: true },
+      { label: "Bleven bij de regio (vastgehouden)", path: "after_hours.where.held_for_region", share: true },
+      { label: "Naar het landelijk team", path: "after_hours.where.to_national_team", share: true },
+      { label: "Kregen een antwoord", path: "after_hours.answered", share: true },
+      { label: "Weggegaan vóór een antwoord", path: "after_hours.left_before_reply", share: true }
+    ], "Aandeel: van alle contacten; de rest van de contacten buiten openingstijd.");
+    reportTable(tables, report, "Wachttijd tot het eerste antwoord", [
+      { label: "Contacten met een antwoord", path: "waiting_time.answered", share: true },
+      { label: "Mediaan", path: "waiting_time.median_seconds", format: waitMinutes },
+      { label: "90e percentiel", path: "waiting_time.p90_seconds", format: waitMinutes }
+    ], "Een wachttijd staat er alleen bij minstens " + report.threshold + " beantwoorde contacten.");
+    showCharts(report, query, labels);
+    $("reports-result").hidden = false;
+  }
+
+  function reportTable(box, report, title, rows, hint) {
+    // The title and its hint above the table, so they wrap at any width; the table scrolls
+    // sideways inside its own region when the screen is narrow.
+    var id = "reports-table-" + box.querySelectorAll("table").length;
+    var heading = document.createElement("h3");
+    heading.id = id + "-title";
+    heading.textContent = title;
+    box.appendChild(heading);
+    var table = document.createElement("table");
+    table.className = "d-table d-figures";
+    table.id = id;
+    table.setAttribute("aria-labelledby", heading.id);
+    if (hint) {
+      var note = document.createElement("p");
+      note.className = "d-hint";
+      note.id = id + "-hint";
+      note.textContent = hint;
+      box.appendChild(note);
+      table.setAttribute("aria-describedby", note.id);
+    }
+    var region = document.createElement("div");
+    region.className = "d-scroll d-report";
+    region.tabIndex = 0;
+    region.setAttribute("role", "region");
+    region.setAttribute("aria-label", title + " (schuifbaar)");
+    var head = document.createElement("thead");
+    var headRow = document.createElement("tr");
+    ["", report.period.label, "Vorige: " + report.previous_period.label, "Verschil", "Aandeel"].forEach(function (text, n) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      if (n === 0) {
+        var hidden = document.createElement("span");
+        hidden.className = "d-sr";
+        hidden.textContent = "Cijfer";
+        th.appendChild(hidden);
+      } else {
+        th.textContent = text;
+      }
+      headRow.appendChild(th);
+    });
+    head.appendChild(headRow);
+    table.appendChild(head);
+    var body = document.createElement("tbody");
+    rows.forEach(function (r) {
+      var row = document.createElement("tr");
+      row.dataset.figure = r.path;
+      var th = document.createElement("th");
+      th.scope = "row";
+      th.textContent = r.label;
+      row.appendChild(th);
+      var format = r.format || count;
+      var now = countAt(report.figures, r.path);
+      cell(row, format(now), "d-num" + (typeof now === "string" ? " d-suppressed" : "")).dataset.column = "now";
+      cell(row, format(countAt(report.previous, r.path)), "d-num").dataset.column = "previous";
+      cell(row, r.format ? "" : change(countAt(report.change, r.path)), "d-num").dataset.column = "change";
+      var node = figureAt(report.figures, r.path);
+      cell(row, r.share && node && typeof node === "object" ? percent(node.share) : "", "d-num").dataset.column = "share";
+      body.appendChild(row);
+    });
+    table.appendChild(body);
+    region.appendChild(table);
+    box.appendChild(region);
+  }
+
+  function showCharts(report, query, labels) {
+    var box = $("reports-charts");
+    box.replaceChildren();
+    var names = {
+      by_week: {}, by_channel: CHANNEL_NAMES, age_group: labels.age_group || {}, contact_role: labels.contact_role || {}
+    };
+    CHARTS.forEach(function (chart) {
+      var figure = document.createElement("figure");
+      figure.className = "d-chart";
+      var cells = report.figures[chart[2]] || {};
+      var values = Object.keys(cells).map(function (code) {
+        var c = cells[code];
+        var share = chart[0] === "age" || chart[0] === "roles" ? (c.share === null ? "" : " (" + percent(c.share) + ")") : "";
+        return (names[chart[2]][code] || code) + ": " + count(c.count) + share;
+      });
+      var image = document.createElement("img");
+      image.alt = chart[1] + ". " + values.join("; ") + ".";
+      image.src = "/api/v1/reports/chart?chart=" + chart[0] + (query ? "&" + query : "");
+      image.dataset.chart = chart[0];
+      image.addEventListener("error", function () {
+        var failed = document.createElement("p");
+        failed.className = "d-hint";
+        failed.textContent = "De grafiek kon niet worden geladen.";
+        image.replaceWith(failed);
+      });
+      var caption = document.createElement("figcaption");
+      caption.textContent = chart[1];
+      figure.appendChild(caption);
+      figure.appendChild(image);
+      box.appendChild(figure);
+    });
+  }
+
   // ---- the team's standard answers (coordinators) -------------------------------
 
   // A coordinator's own team's answers (the national coordinator's: the national ones),
@@ -1789,6 +2103,9 @@
     $("sign-out").addEventListener("click", signOut);
     $("nav-queue").addEventListener("click", function () { showQueue(true); });
     $("nav-board").addEventListener("click", function () { showBoard(true); });
+    $("nav-reports").addEventListener("click", function () { showReports(true); });
+    $("reports-kind").addEventListener("change", showReportKind);
+    $("reports-form").addEventListener("submit", function (event) { event.preventDefault(); loadReport(); });
     $("next").addEventListener("click", claimNext);
     $("move-form").addEventListener("submit", submitMove);
     $("reply").addEventListener("input", replyTyped);
