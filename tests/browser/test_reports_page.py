@@ -301,6 +301,17 @@ async def test_a_coordinator_sees_the_reports_figures_and_charts(browser: Browse
     src = await cora.locator('#reports-charts img[data-chart="age"]').get_attribute("src")
     assert src == f"/api/v1/reports/chart?chart=age&period={label}"
 
+    # From and to: the inventory period's own days give its figures.
+    await cora.get_by_label("Periode", exact=True).select_option("range")
+    await cora.get_by_label("Eerste dag").fill(PERIOD.start.isoformat())
+    await cora.get_by_label("Laatste dag (telt mee)").fill(PERIOD.end.isoformat())
+    await cora.get_by_role("button", name="Tonen").click()
+    await expect(cora.locator("#reports-period")).to_contain_text(f"{PERIOD.start}/{PERIOD.end}")
+    ranged = await report_of(cora, f"?from={PERIOD.start}&to={PERIOD.end}")
+    assert ranged["figures"] == report["figures"]
+    await shows_the_reports_figures(cora, ranged)
+    await expect(cell(cora, "contacts")).to_have_text("30")
+
     # Nothing the page asked for left the gateway's origin.
     assert requests and all(urlsplit(url)[:2] == origin for url in requests), requests
     await context.close()
