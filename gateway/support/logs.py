@@ -7,7 +7,8 @@ Three guards, because one is never enough:
    @handles;
 3. exceptions are logged as their type and stack locations only, never their
    message (a library error may quote the input), and records from other
-   libraries are logged by their static template, never their arguments.
+   libraries are logged by their static template, never their arguments, except
+   the few in FORMATTED_LOGGERS whose arguments are known to be no one's content.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ _PATTERNS = (
 _KEEP_VERBATIM = frozenset({"timestamp", "level", "logger"})
 # Libraries of the core that log message bodies at DEBUG; a channel kind names its SDK's own.
 QUIET_LOGGERS = ("aio_pika", "aiormq", "aiohttp.access", "aiosqlite", "asyncpg", "sqlalchemy")
+# Libraries whose log arguments never carry a person's content, so their lines are formatted
+# in full (still scrubbed by `redact`). Alembic's are revision ids, migration titles and the
+# dialect's name ("Running upgrade 0001 -> 0002, ..."). Not aio_pika/aiormq: their lines
+# quote the broker URL, password included, and at DEBUG the frames they send.
+FORMATTED_LOGGERS = ("alembic",)
 _sensitive = SENSITIVE_KEYS
 
 
@@ -117,12 +123,20 @@ def exception_without_message(
 
 
 class _TemplateOnly(logging.Filter):
-    """Other libraries' records keep their format string and lose their arguments."""
+    """Other libraries' records keep their format string and lose their arguments; those of
+    FORMATTED_LOGGERS are formatted with theirs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not record.name.startswith("gateway"):
+        if record.name.startswith("gateway"):
+            return True
+        if any(record.name == lib or record.name.startswith(lib + ".") for lib in FORMATTED_LOGGERS):
+            try:
+                record.msg = record.getMessage()
+            except (TypeError, ValueError):  # a malformed record: keep its template
+                record.msg = str(record.msg)
+        else:
             record.msg = str(record.msg)
-            record.args = None
+        record.args = None
         return True
 
 
