@@ -127,10 +127,11 @@ async def _declare(url: str, topology: Topology, described: dict[str, Any]) -> i
 
 
 def _schedule(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
+    from datetime import datetime
 
     from gateway.config.models import NATIONAL
     from gateway.domain.schedules import AMSTERDAM, resolve, state_at
+    from gateway.support.clock import make_clock
 
     config = _load(args.config or settings.config_dir)
     if config is None:
@@ -149,8 +150,10 @@ def _schedule(args: argparse.Namespace, settings: Settings) -> int:
             print("--at takes an ISO 8601 time, e.g. 2025-11-21T16:59:59+01:00", file=sys.stderr)
             return 2
         at = at.replace(tzinfo=AMSTERDAM) if at.tzinfo is None else at
-    else:
-        at = datetime.now(UTC)
+        shifted = False
+    else:  # the service's own clock: GATEWAY_FAKE_TIME shifts it here as it does there
+        at = make_clock(settings.fake_time)()
+        shifted = settings.fake_time is not None
     state = state_at(resolve(schedule_name, config.schedules), at)
     next_change = state.next_change.astimezone(AMSTERDAM).isoformat() if state.next_change else None
     result = {
@@ -160,6 +163,7 @@ def _schedule(args: argparse.Namespace, settings: Settings) -> int:
         "open": state.open,
         "reason": state.reason,
         "next_change": next_change,
+        "fake_time": shifted,
     }
     if args.json:
         print(orjson.dumps(result).decode())
@@ -167,6 +171,8 @@ def _schedule(args: argparse.Namespace, settings: Settings) -> int:
         word = "OPEN" if state.open else "CLOSED"
         print(f"{args.region} ({schedule_name}) at {result['at']}: {word} ({state.reason})")
         print(f"next change: {next_change or 'never'}")
+        if shifted:
+            print("note: GATEWAY_FAKE_TIME is set: this is the shifted clock the service uses, not real time")
     return 0
 
 
