@@ -72,6 +72,11 @@ def media(*types: str) -> dict[str, str]:
     return fields
 
 
+def without(fields: dict[str, str], *keys: str) -> dict[str, str]:
+    """A form as an older or leaner shape sends it: those fields absent."""
+    return {k: v for k, v in fields.items() if k not in keys}
+
+
 @dataclass
 class Case:
     name: str
@@ -189,14 +194,136 @@ CASES = [
         body=b"MessageSid=" + SID.encode() + b"&Body=caf\xe9&From=%2B31612345678",
     ),
     Case("json instead of a form", sms(), 415, "unsupported_content_type", content_type="application/json"),
-    Case("whatsapp address on the sms channel", whatsapp(), 422, "invalid_message"),
-    Case("sms address on the whatsapp channel", sms(), 422, "invalid_message", channel=WHATSAPP_CHANNEL),
-    Case("missing MessageSid", sms(MessageSid="", SmsMessageSid=""), 422, "invalid_message"),
+    Case("whatsapp address on the sms channel (a configuration error)", whatsapp(), 422, "invalid_message"),
+    # Not a message at all: acknowledged with empty TwiML, nothing published.
+    Case("missing MessageSid is not a message", sms(MessageSid="", SmsMessageSid="", SmsSid=""), 200,
+         published=0),
+    Case("missing From is not a message", without(sms(), "From"), 200, published=0),
+    # What can be read is kept, what cannot is marked (issue 20).
     Case(
-        "media counted but missing",
-        sms(NumMedia="2", MediaUrl0="https://x.example/1", MediaContentType0="image/png"),
-        422,
-        "invalid_message",
+        "whatsapp From without the whatsapp: prefix is the number",
+        whatsapp(From=PERSON),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "Hallo"},
+        twiml="<Message>",
+    ),
+    Case(
+        "media counted but missing, and on a relative url: the text is kept",
+        sms(NumMedia="2", MediaUrl0="/2010-04-01/Media/ME1", MediaContentType0="image/png"),
+        200,
+        expect={"text": "Ik wil iets vragen\n[2 bijlagen die niet te openen waren]", "attachments": []},
+    ),
+    Case(
+        "media without a content type is an opaque attachment",
+        sms(**{**media("image/jpeg", "audio/ogg"), "MediaContentType1": "", "Body": "kijk"}),
+        200,
+        expect={"text": "kijk", "attachments": [{"content_type": "image/jpeg", "size": None},
+                                                 {"content_type": "application/octet-stream", "size": None}]},
+    ),
+    Case(
+        "media without its MediaContentType field at all (an older shape)",
+        without(sms(**media("image/png")), "MediaContentType0"),
+        200,
+        expect={"text": "", "attachments": [{"content_type": "application/octet-stream", "size": None}]},
+    ),
+    Case(
+        "media over http on another host cannot be opened",
+        sms(**{**media("image/png"), "MediaUrl0": "http://x.example/1"}),
+        200,
+        expect={"text": "[bijlage die niet te openen was]", "attachments": []},
+    ),
+    Case(
+        "media sent without NumMedia (entries found by their names)",
+        without(sms(**media("image/png")), "NumMedia"),
+        200,
+        expect={"attachments": [{"content_type": "image/png", "size": None}]},
+    ),
+    Case(
+        "NumMedia that is not a number",
+        sms(NumMedia="twee"),
+        200,
+        expect={"text": "Ik wil iets vragen", "attachments": []},
+    ),
+    Case(
+        "whatsapp reply button, Body the same as ButtonText",
+        whatsapp(MessageType="button", Body="Ja, bel me", ButtonText="Ja, bel me", ButtonPayload="bel-ja"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "Ja, bel me"},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp reply button with an empty Body",
+        whatsapp(MessageType="button", Body="", ButtonText="Ja, bel me", ButtonPayload="bel-ja"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "[knop: Ja, bel me]"},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp reply button whose Body differs (the payload stays out)",
+        whatsapp(MessageType="button", Body="Ja", ButtonText="Ja, bel me", ButtonPayload="bel-ja-id-7"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "Ja\n[knop: Ja, bel me]"},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp reply button, older shape without MessageType",
+        without(whatsapp(Body="", ButtonText="Nee", ButtonPayload="x"), "MessageType"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "[knop: Nee]"},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp shared location",
+        whatsapp(MessageType="location", Body="", Latitude="51.4416", Longitude="5.4697"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "[locatie gedeeld: 51.4416, 5.4697]", "attachments": []},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp shared place, with label and address",
+        whatsapp(MessageType="location", Body="", Latitude="51.44", Longitude="5.47", Label="Station",
+                 Address="Stationsplein 1, Eindhoven"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "[locatie gedeeld: 51.44, 5.47]\nStation, Stationsplein 1, Eindhoven"},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp location, older shape without MessageType and without a Body field",
+        without(whatsapp(Latitude="51.44", Longitude="5.47"), "MessageType", "Body"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "[locatie gedeeld: 51.44, 5.47]"},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp location that cannot be read keeps the address",
+        whatsapp(MessageType="location", Body="", Latitude="noord", Longitude="", Address="Markt 1"),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "[locatie gedeeld, maar niet te lezen]\nMarkt 1"},
+        twiml="<Message>",
+    ),
+    Case(
+        "whatsapp message of a type we do not know",
+        whatsapp(MessageType="interactive", Body=""),
+        200,
+        channel=WHATSAPP_CHANNEL,
+        expect={"text": "[onbekend bericht van WhatsApp]", "attachments": []},
+        twiml="<Message>",
+    ),
+    Case("empty sms", sms(Body=""), 200, expect={"text": "[onbekend bericht]", "attachments": []}),
+    Case(
+        "text over the envelope's limit is cut, not refused",
+        sms(Body="x" * 5000),
+        200,
+        expect={"text": "x" * (4096 - len("[bericht ingekort]") - 1) + " [bericht ingekort]"},
     ),
     Case("oversized body", sms(Body="x" * 70_000), 413, "body_too_large"),
     Case("unknown channel id", sms(), 404, "unknown_channel", channel="sms-nergens"),

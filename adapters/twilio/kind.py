@@ -18,6 +18,7 @@ send fails with `whatsapp_window_closed`.
 from __future__ import annotations
 
 import contextvars
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Generic, TypeVar
@@ -37,6 +38,7 @@ from adapters.registry import register
 from gateway.config.models import Channel, KindSettings, SecretRef
 from gateway.domain.envelope import MAX_ATTACHMENTS, MAX_TEXT_CHARS
 from gateway.domain.messages import (
+    MAX_FORM_FIELDS,
     Accepted,
     InboundAttachment,
     InboundMessage,
@@ -52,6 +54,11 @@ E164 = r"^\+[1-9][0-9]{6,14}$"
 MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
 WHATSAPP_PREFIX = "whatsapp:"
 WHATSAPP_WINDOW = timedelta(hours=24)
+MEDIA_KEY = re.compile(r"^Media(?:Url|ContentType)([0-9]{1,3})$")
+CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+LOCATION_KEYS = ("Latitude", "Longitude", "Address", "Label")
+UNREADABLE_MEDIA = "[bijlage die niet te openen was]"
+TRUNCATED = "[bericht ingekort]"
 # Where Twilio keeps media: the REST API's URL, which redirects to its CDN.
 MEDIA_HOSTS = ("api.twilio.com", "media.twiliocdn.com", "*.twiliocdn.com")
 DELIVERY_STATUSES = frozenset(
@@ -79,6 +86,41 @@ def _seconds(value: str | None) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None
+
+
+def _fetchable(url: str, api: URL) -> bool:
+    if not url or len(url) > 2048:
+        return False
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return False
+    if not parsed.is_absolute() or not parsed.host:
+        return False
+    return parsed.scheme == "https" or (parsed.scheme == api.scheme and parsed.host == api.host)
+
+
+def _coordinate(value: str, limit: float) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and -limit <= number <= limit else None
+
+
+def _location(form: Any) -> list[str]:
+    """A shared location (WhatsApp: `Latitude`, `Longitude`, and `Label`, `Address` for a
+    place), as the Telegram kind writes it."""
+    if not any(form.get(key, "").strip() for key in LOCATION_KEYS):
+        return []
+    lat = _coordinate(form.get("Latitude", "").strip(), 90)
+    lon = _coordinate(form.get("Longitude", "").strip(), 180)
+    lines = [f"[locatie gedeeld: {lat}, {lon}]" if lat is not None and lon is not None
+             else "[locatie gedeeld, maar niet te lezen]"]  # fmt: skip
+    place = ", ".join(v for key in ("Label", "Address") if (v := form.get(key, "").strip()))
+    if place:
+        lines.append(place)
+    return lines
 
 
 class TwilioSettings(KindSettings):
@@ -148,20 +190,18 @@ class _Twilio(ChannelKind[T], Generic[T]):
                 delivery_for=form.get("MessageSid") or form.get("SmsSid") or None,
                 delivery_reason=f"twilio-{code}"[:60] if code.isdigit() else None,
             )  # fmt: skip
-        problems: list[tuple[str, str]] = []
-        sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
-        if not MESSAGE_SID.match(sid):
-            problems.append(("MessageSid", "missing or not a Twilio message SID"))
-        sender = form.get("From", "")
-        if not sender or sender.startswith(WHATSAPP_PREFIX) != bool(self.prefix):
-            problems.append(("From", f"missing or not a {self.name} address"))
-        text = form.get("Body", "")
-        if len(text) > MAX_TEXT_CHARS:
-            problems.append(("Body", f"longer than {MAX_TEXT_CHARS} characters"))
-        attachments = self._media(form, problems)
-        if problems:
-            raise Rejected(422, "invalid_message", "the form is not a valid Twilio message", tuple(problems))
-        message = InboundMessage(provider_message_id=sid, address=sender, text=text, attachments=attachments)
+        sid = form.get("MessageSid") or form.get("SmsMessageSid") or form.get("SmsSid") or ""
+        sender = form.get("From", "").strip()
+        if not MESSAGE_SID.match(sid) or not sender:
+            return Accepted((), empty)  # not a message: nothing to publish, nothing to answer
+        if sender.startswith(WHATSAPP_PREFIX) != bool(self.prefix):
+            if not self.prefix:
+                # a WhatsApp sender pointed at an SMS channel: a configuration error, said
+                # loudly to Twilio's debugger (a reply by SMS could reach another phone)
+                raise Rejected(422, "invalid_message", "a WhatsApp message on an SMS channel",
+                               (("From", "not an sms address"),))  # fmt: skip
+            sender = self.prefix + sender  # the number, as older forms and some senders give it
+        message = InboundMessage(provider_message_id=sid, address=sender, **self._content_of(channel, form))
         immediate = channel.texts.get("immediate_reply")
         if immediate:
             twiml = MessagingResponse()
@@ -169,24 +209,53 @@ class _Twilio(ChannelKind[T], Generic[T]):
             return Accepted((message,), Reply(200, str(twiml).encode(), "text/xml"))
         return Accepted((message,), empty)
 
+    def _content_of(self, channel: Channel[T], form: Any) -> dict[str, Any]:
+        """What the counsellor sees: the text and attachments that can be read, and a
+        Dutch marker for each part that could not; never nothing."""
+        body = form.get("Body", "")
+        lines = [body] if body.strip() else []
+        button = form.get("ButtonText", "").strip()
+        if button and button != body.strip():
+            lines.append(f"[knop: {button}]")  # ButtonPayload: the template's own id, not shown
+        lines.extend(_location(form))
+        attachments, unreadable = self._media(channel, form)
+        if unreadable == 1:
+            lines.append(UNREADABLE_MEDIA)
+        elif unreadable:
+            lines.append(f"[{unreadable} bijlagen die niet te openen waren]")
+        if not lines and not attachments:
+            lines.append(f"[onbekend bericht van {self.label}]" if self.prefix else "[onbekend bericht]")
+        text = "\n".join(lines)
+        if len(text) > MAX_TEXT_CHARS:
+            text = text[: MAX_TEXT_CHARS - len(TRUNCATED) - 1] + " " + TRUNCATED
+        return {"text": text, "attachments": attachments}
+
     @staticmethod
-    def _media(form: Any, problems: list[tuple[str, str]]) -> tuple[InboundAttachment, ...]:
-        raw = form.get("NumMedia", "0") or "0"
-        if not raw.isdigit() or int(raw) > MAX_ATTACHMENTS:
-            problems.append(("NumMedia", f"not a number from 0 to {MAX_ATTACHMENTS}"))
-            return ()
-        media = []
-        for n in range(int(raw)):
-            url, content_type = form.get(f"MediaUrl{n}", ""), form.get(f"MediaContentType{n}", "")
-            if (
-                not url.startswith(("https://", "http://"))
-                or len(url) > 2048
-                or not 0 < len(content_type) < 256
-            ):
-                problems.append((f"MediaUrl{n}", "missing, or its MediaContentType is"))
+    def _media(channel: Channel[T], form: Any) -> tuple[tuple[InboundAttachment, ...], int]:
+        """The attachments that can be fetched, and how many entries cannot: a media entry
+        without a content type is `application/octet-stream`; one whose URL is not absolute
+        (https, or the scheme of `api_base_url` on its host) cannot be opened. The hosts are
+        enforced where the desk fetches (`media`)."""
+        raw = (form.get("NumMedia", "") or "").strip()
+        declared = min(int(raw), MAX_FORM_FIELDS) if raw.isdigit() else 0
+        present = {
+            int(match.group(1))
+            for key in form
+            if (match := MEDIA_KEY.match(key)) is not None and int(match.group(1)) < MAX_FORM_FIELDS
+        }
+        api = URL(channel.settings.api_base_url)
+        media: list[InboundAttachment] = []
+        unreadable = 0
+        for n in sorted(present | set(range(declared))):
+            url = form.get(f"MediaUrl{n}", "").strip()
+            content_type = form.get(f"MediaContentType{n}", "").strip().lower()
+            if not _fetchable(url, api) or len(media) >= MAX_ATTACHMENTS:
+                unreadable += 1
                 continue
+            if not CONTENT_TYPE.match(content_type):
+                content_type = "application/octet-stream"
             media.append(InboundAttachment(content_type=content_type, url=url))
-        return tuple(media)
+        return tuple(media), unreadable
 
     async def media(self, channel: Channel[T], url: str) -> MediaSource:
         """Twilio's media URL, fetched with the account's credentials (HTTP basic), from
