@@ -3,11 +3,16 @@
 Inbound: Telegram POSTs one JSON update to /channels/{id}/webhook with the
 secret given at `setWebhook` in `X-Telegram-Bot-Api-Secret-Token` (compared in
 constant time). The update is read with python-telegram-bot's
-`Update.de_json`. Text, captions, photos (the largest size), documents, voice
-and other media, `/start` and edited messages become envelopes; an edit is a
-new message in the same conversation marked `edited`. Updates without a message
-(a member joined, a poll) are answered 200 and ignored. The envelope id derives
-from the bot id and `update_id`, so a redelivered update is the same message.
+`Update.de_json`; when that fails (a nested object lacks a field the library
+requires, as older and newer Bot API shapes do), the message is read from the
+JSON itself: a signed message is never refused for a part we cannot read. Text,
+captions, media, locations, venues, contacts, stickers, `/start` and edited
+messages become envelopes whose text is never empty: what is not text is marked
+in Dutch ("[locatie gedeeld: 51.44, 5.47]", "[sticker]", "[onbekend bericht van
+Telegram]"); an edit is a new message in the same conversation marked `edited`.
+Updates without a message or without a chat (a member joined, a poll) are
+answered 200 and ignored. The envelope id derives from the bot id and
+`update_id`, so a redelivered update is the same message.
 Media travel as references `telegram:file/<file_id>` (fetched with getFile).
 
 Outbound: python-telegram-bot's `Bot`, with `api_base_url` configurable so tests
@@ -106,27 +111,32 @@ class TelegramBot(ChannelKind[TelegramSettings]):
         if not isinstance(data, dict) or type(data.get("update_id")) is not int:
             raise Rejected(422, "invalid_update", "an update is an object with an integer update_id")
         ok = Reply(status=200)
-        if not any(key in data for key in ALLOWED_UPDATES):
+        key = next((k for k in ALLOWED_UPDATES if isinstance(data.get(k), dict)), None)
+        if key is None:
             # Not a message (a member joined, a poll...): acknowledged and ignored, without
             # parsing, so a kind of update newer than this library is not refused either.
             return Accepted((), ok)
+        message: Any
         try:
             update = telegram.Update.de_json(data, None)
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, OSError):
-            # OverflowError, OSError: a date beyond what the platform's clock can represent.
-            raise Rejected(422, "invalid_update", "the update could not be read") from None
-        message = update.message or update.edited_message
-        if message is None or message.chat is None:
-            return Accepted((), ok)
-        text = message.text or message.caption or ""
-        if len(text) > MAX_TEXT_CHARS:
-            raise Rejected(422, "invalid_update", f"the text is longer than {MAX_TEXT_CHARS} characters")
+            message = update.message or update.edited_message
+        except Exception:
+            # A nested object lacks a field the library requires (a User without is_bot, a
+            # file without file_unique_id...) or holds a value it cannot take (a date beyond
+            # the platform's clock): the message is read from the JSON itself, not refused.
+            message = None
+        if message is None:
+            message = _Raw(data[key])
+        chat_id = _chat_id(message)
+        if chat_id is None:
+            return Accepted((), ok)  # no chat to answer: not a message we can route
+        attachments = _attachments(message)[:MAX_ATTACHMENTS]
         inbound = InboundMessage(
-            provider_message_id=f"{bot_id(channel)}:{update.update_id}",
-            address=str(message.chat.id),
-            text=text,
-            attachments=_attachments(message)[:MAX_ATTACHMENTS],
-            edited=update.edited_message is not None,
+            provider_message_id=f"{bot_id(channel)}:{data['update_id']}",
+            address=chat_id,
+            text=_text(message, bool(attachments)),
+            attachments=attachments,
+            edited=key == "edited_message",
         )
         return Accepted((inbound,), ok)
 
@@ -197,25 +207,158 @@ class TelegramBot(ChannelKind[TelegramSettings]):
             await bot.shutdown()
 
 
+class _Raw:
+    """A message's JSON read like the library's objects, for an update the library could
+    not read: a missing field is None, a nested object is another `_Raw`."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        return _raw(self._data.get(name))
+
+
+def _raw(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Raw(value)
+    if isinstance(value, list):
+        return [_raw(item) for item in value]
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _s(obj: Any, name: str) -> str | None:
+    return _str(getattr(obj, name, None))
+
+
+def _n(obj: Any, name: str) -> int | float | None:
+    return _number(getattr(obj, name, None))
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:  # NaN
+        return None
+    return value
+
+
+def _chat_id(message: Any) -> str | None:
+    chat = getattr(message, "chat", None)
+    chat_id = getattr(chat, "id", None) if chat is not None else None
+    if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+        return None
+    return str(chat_id)
+
+
+# What the counsellor reads for each kind of media: (attribute, mark), in the order shown.
+_MEDIA_MARKS = (
+    ("photo", "foto"),
+    ("animation", "animatie"),
+    ("document", "document"),
+    ("voice", "spraakbericht"),
+    ("audio", "audio"),
+    ("video", "video"),
+    ("video_note", "videobericht"),
+    ("sticker", "sticker"),
+)
+UNKNOWN = "[onbekend bericht van Telegram]"
+CUT = " [bericht ingekort]"
+
+
+def _text(message: Any, has_attachments: bool) -> str:
+    """The text the counsellor sees: a mark for each part that is not text (in Dutch),
+    then the text or caption. Never empty: a message with nothing readable says so."""
+    marks: list[str] = []
+    for attribute, mark in _MEDIA_MARKS:
+        media = getattr(message, attribute, None)
+        if not media:
+            continue
+        if attribute == "document" and getattr(message, "animation", None):
+            continue  # Telegram sends a GIF both as animation and as document
+        if attribute == "sticker" and _s(media, "emoji"):
+            mark = f"sticker {_s(media, 'emoji')}"
+        if not any(_file_id(part) for part in (media if isinstance(media, (list, tuple)) else [media])):
+            mark = f"{mark}, niet te openen"
+        marks.append(f"[{mark}]")
+    venue = getattr(message, "venue", None)
+    location = getattr(venue, "location", None) if venue else None
+    location = location or getattr(message, "location", None)
+    where = _coordinates(location)
+    if venue:
+        named = ", ".join(p for p in (_s(venue, "title"), _s(venue, "address")) if p)
+        parts = ": ".join(p for p in (named, where) if p)
+        marks.append(f"[locatie gedeeld: {parts}]" if parts else "[locatie gedeeld, niet te lezen]")
+    elif location:
+        marks.append(f"[locatie gedeeld: {where}]" if where else "[locatie gedeeld, niet te lezen]")
+    contact = getattr(message, "contact", None)
+    if contact:
+        who = " ".join(
+            p for p in (_s(contact, "first_name"), _s(contact, "last_name"), _s(contact, "phone_number")) if p
+        )
+        marks.append(f"[contact gedeeld: {who}]" if who else "[contact gedeeld, niet te lezen]")
+    poll = getattr(message, "poll", None)
+    if poll:
+        question = _s(poll, "question")
+        marks.append(f"[peiling: {question}]" if question else "[peiling]")
+    dice = getattr(message, "dice", None)
+    if dice:
+        value = _n(dice, "value")
+        marks.append(f"[dobbelsteen: {value}]" if value is not None else "[dobbelsteen]")
+    written = _s(message, "text") or _s(message, "caption")
+    text = " ".join([*marks, written] if written else marks)
+    if not text and not has_attachments:
+        text = UNKNOWN
+    elif not text:
+        text = "[bijlage]"
+    if len(text) > MAX_TEXT_CHARS:
+        # Telegram's own limits (4096 for a text, 1024 for a caption) keep a real message
+        # within the envelope's; a longer one is cut visibly rather than refused.
+        text = text[: MAX_TEXT_CHARS - len(CUT)] + CUT
+    return text
+
+
+def _coordinates(location: Any) -> str | None:
+    """As Telegram sends them: no rounding, no place name looked up."""
+    if not location:
+        return None
+    latitude, longitude = _n(location, "latitude"), _n(location, "longitude")
+    if latitude is None or longitude is None:
+        return None
+    return f"{latitude}, {longitude}"
+
+
+def _file_id(media: Any) -> str | None:
+    return _s(media, "file_id")
+
+
 def _attachments(message: Any) -> tuple[InboundAttachment, ...]:
     found: list[InboundAttachment] = []
-    if message.photo:
-        largest = max(message.photo, key=lambda size: size.width * size.height)
-        found.append(_file(largest, "image/jpeg"))
-    for media, default_type in (
-        (message.document, "application/octet-stream"),
-        (message.voice, "audio/ogg"),
-        (message.audio, "audio/mpeg"),
-        (message.video, "video/mp4"),
-        (message.video_note, "video/mp4"),
-        (message.sticker, "image/webp"),
+    photo = getattr(message, "photo", None)
+    if isinstance(photo, (list, tuple)):
+        sizes = [size for size in photo if _file_id(size)]
+        if sizes:
+            largest = max(sizes, key=lambda size: (_n(size, "width") or 0) * (_n(size, "height") or 0))
+            found.append(_file(largest, "image/jpeg"))
+    for attribute, default_type in (
+        ("document", "application/octet-stream"),
+        ("voice", "audio/ogg"),
+        ("audio", "audio/mpeg"),
+        ("video", "video/mp4"),
+        ("video_note", "video/mp4"),
+        ("sticker", "image/webp"),
     ):
-        if media is not None:
-            found.append(_file(media, getattr(media, "mime_type", None) or default_type))
+        media = getattr(message, attribute, None)
+        if media is not None and not isinstance(media, (list, tuple)) and _file_id(media):
+            found.append(_file(media, _s(media, "mime_type") or default_type))
     return tuple(found)
 
 
 def _file(media: Any, content_type: str) -> InboundAttachment:
+    size = getattr(media, "file_size", None)
     return InboundAttachment(
-        content_type=content_type[:255], url=f"{FILE_PREFIX}{media.file_id}"[:2048], size=media.file_size
+        content_type=content_type[:255],
+        url=f"{FILE_PREFIX}{_file_id(media)}"[:2048],
+        size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None,
     )
