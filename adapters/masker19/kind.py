@@ -25,6 +25,7 @@ button never shows a filled-in form again.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -154,6 +155,26 @@ class Masker19Settings(KindSettings):
 
 
 M19Channel = Channel[Masker19Settings]
+PLAIN_HTTP_COOKIE = (
+    "Aanmelden lukt niet via gewoon http op dit adres: de browser bewaart de beveiligde "
+    "cookies van dit formulier alleen via https (of op localhost). Gebruik https, of zet voor "
+    "een proef secure_cookies: false in de instellingen van dit kanaal."
+)
+
+
+def _cookies_dropped(channel: M19Channel, request: web.Request) -> bool:
+    """Secure cookies over plain http (after the trusted proxies) to a host that is not
+    loopback: the browser drops them, so the form's CSRF cookie and the session never return."""
+    if not channel.settings.secure_cookies or request.secure:
+        return False
+    host = (request.url.host or "").strip("[]").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -298,7 +319,8 @@ class Masker19(ChannelKind[Masker19Settings]):
     async def _form_page(self, channel: M19Channel, request: web.Request) -> web.Response:
         pharmacy = await self._signed_in(channel, request)
         if pharmacy is None:
-            return self._login_page(channel, request)
+            error = PLAIN_HTTP_COOKIE if _cookies_dropped(channel, request) else ""
+            return self._login_page(channel, request, error)
         return self._intake_page(channel, request, pharmacy, {}, None)
 
     def _login_page(
@@ -309,6 +331,9 @@ class Masker19(ChannelKind[Masker19Settings]):
     async def _login(self, channel: M19Channel, request: web.Request) -> web.Response:
         form = await request.post()
         if not self._csrf_ok(request, form):
+            if CSRF_COOKIE not in request.cookies and _cookies_dropped(channel, request):
+                log.warning("masker19_cookie_over_plain_http", channel=channel.id)
+                return self._login_page(channel, request, PLAIN_HTTP_COOKIE, 403)
             return self._login_page(channel, request, "Het formulier was verlopen. Probeer het opnieuw.", 403)
         host = self._need_host()
         settings = channel.settings

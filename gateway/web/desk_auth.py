@@ -10,6 +10,7 @@ contract in docs/desk.md.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,6 +61,30 @@ class _NewPassword(BaseModel):
 
 
 B = TypeVar("B", bound=BaseModel)
+
+
+PLAIN_HTTP_COOKIE = (
+    "Aanmelden lukt niet via gewoon http op dit adres: de browser bewaart het beveiligde "
+    "sessiecookie alleen via https (of op localhost). Gebruik https, of zet voor een proef "
+    "desk.secure_cookies: false."
+)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """localhost, *.localhost or a loopback address: where a browser keeps Secure cookies over http."""
+    name = (host or "").strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def secure_cookie_dropped(request: web.Request, secure_cookies: bool) -> bool:
+    """A Secure cookie set on this request will not come back: plain http (after the trusted
+    proxies' X-Forwarded-Proto) to a host that is not loopback, so the browser drops it."""
+    return secure_cookies and not request.secure and not is_loopback_host(request.url.host)
 
 
 async def read_body(request: web.Request, model: type[B]) -> B:
@@ -182,6 +207,10 @@ class Auth:
 
     def signed_in(self, request: web.Request, signed_in: SignedIn, **extra: Any) -> web.Response:
         session, identity = signed_in.session, signed_in.session.identity
+        if secure_cookie_dropped(request, self.settings.secure_cookies):
+            # The token still works as a bearer token; the console's cookie will not come back.
+            extra = {**extra, "cookie_problem": PLAIN_HTTP_COOKIE}
+            log.warning("desk_cookie_over_plain_http", host_is_loopback=False, secure_cookies=True)
         response = answer(
             200,
             {

@@ -49,6 +49,9 @@
   var WRONG_ENROL_CODE = "De code klopt niet of is verlopen. Gebruik de huidige code uit je app.";
   var TOO_MANY = "Te veel pogingen om aan te melden. Wacht een paar minuten en probeer het dan opnieuw.";
   var ENDED = "Je sessie is beëindigd. Meld je opnieuw aan.";
+  // The Secure session cookie is dropped over plain http on any host but localhost.
+  var COOKIE_DROPPED = "Aanmelden lukt niet via gewoon http op dit adres: de browser bewaart het beveiligde " +
+    "sessiecookie alleen via https (of op localhost). Gebruik https, of zet voor een proef desk.secure_cookies: false.";
   // Answers that belong to signing in itself, not a sign that the session ended.
   var SIGN_IN_ANSWERS = ["wrong_credentials", "second_factor_required", "wrong_second_factor", "too_many_attempts"];
 
@@ -201,8 +204,13 @@
         passwordStep();
         notice("");
         status("");
+        // The server's word counts only where the page really is on http (not behind a proxy's https).
+        if (answer.data.cookie_problem && window.location.protocol === "http:") {
+          notice(answer.data.cookie_problem);
+          return;
+        }
         state.csrf = answer.data.csrf_token;
-        loadMe();
+        loadMe(true);
       } else if (answer.status === 401 && error === "second_factor_required") {
         state.pending = { counsellor: body.counsellor, password: body.password };
         notice("");
@@ -222,9 +230,12 @@
     });
   }
 
-  function loadMe() {
-    api("GET", "/api/v1/me").then(function (answer) {
-      if (answer.status === 200) { start(answer.data); } else { show("signin"); }
+  // `justSignedIn`: a 401 right after a good sign-in means the session cookie did not come back.
+  function loadMe(justSignedIn) {
+    api("GET", "/api/v1/me", undefined, justSignedIn).then(function (answer) {
+      if (answer.status === 200) { start(answer.data); return; }
+      show("signin");
+      if (justSignedIn && answer.status === 401) { state.csrf = ""; notice(COOKIE_DROPPED); }
     });
   }
 
