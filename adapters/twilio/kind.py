@@ -97,7 +97,7 @@ def _fetchable(url: str, api: URL) -> bool:
         return False
     if not parsed.is_absolute() or not parsed.host:
         return False
-    return parsed.scheme == "https" or (parsed.scheme == api.scheme and parsed.host == api.host)
+    return parsed.scheme in ("https", api.scheme)  # http only beside an http api_base_url (a fake)
 
 
 def _coordinate(value: str, limit: float) -> float | None:
@@ -234,8 +234,9 @@ class _Twilio(ChannelKind[T], Generic[T]):
     def _media(channel: Channel[T], form: Any) -> tuple[tuple[InboundAttachment, ...], int]:
         """The attachments that can be fetched, and how many entries cannot: a media entry
         without a content type is `application/octet-stream`; one whose URL is not absolute
-        (https, or the scheme of `api_base_url` on its host) cannot be opened. The hosts are
-        enforced where the desk fetches (`media`)."""
+        https (or http beside an http `api_base_url`, a test's fake) cannot be opened. The
+        hosts are enforced where the desk fetches (`media`: a URL elsewhere is shown to the
+        counsellor as refused, `host_not_allowed`)."""
         raw = (form.get("NumMedia", "") or "").strip()
         declared = min(int(raw), MAX_FORM_FIELDS) if raw.isdigit() else 0
         present = {
