@@ -4,7 +4,10 @@ envelope."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,7 @@ from adapters.telegram.cases import (
 )
 from gateway.domain.envelope import Envelope, envelope_id
 from gateway.support.keys import Keyring
+from gateway.support.logs import configure_logging
 from tests.conftest import (
     TEST_SECRET,
     drain,
@@ -36,10 +40,19 @@ async def test_telegram_update(rabbit_service, vhost, case: Case) -> None:
     headers = {"Content-Type": case.content_type}
     if case.secret is not None:
         headers["X-Telegram-Bot-Api-Secret-Token"] = case.secret
-    for _ in range(case.repeat):
-        response = await client.post(f"/channels/{case.channel}/webhook", data=case.body, headers=headers)
-        text = await response.text()
-        assert response.status == case.status, text
+    logs = io.StringIO()
+    configure_logging("DEBUG", stream=logs)
+    try:
+        for _ in range(case.repeat):
+            response = await client.post(f"/channels/{case.channel}/webhook", data=case.body, headers=headers)
+            text = await response.text()
+            assert response.status == case.status, text
+    finally:
+        configure_logging("INFO")
+    logged = logs.getvalue()
+    assert logged, "the service logged nothing: the check would prove nothing"
+    leaked = [p for p in private(case) if p in logged]
+    assert not leaked, f"a text, place or contact reached the logs: {leaked[:3]}"
     assert str(CHAT_ID) not in text and "anna" not in text.lower(), "the answer echoed the person"
     if case.status != 200:
         assert json.loads(text)["error"] == case.error
@@ -61,6 +74,34 @@ async def test_telegram_update(rabbit_service, vhost, case: Case) -> None:
     data = json.loads(envelope.to_json())
     for key, value in case.expect.items():
         assert data[key] == value
+
+
+# What a person sent that must never reach the logs: texts, places, contacts (issue 20).
+PRIVATE_KEYS = {"text", "caption", "phone_number", "first_name", "last_name", "title", "address", "question"}
+
+
+def private(case: Case) -> set[str]:
+    found = {str(CHAT_ID), "Anna"}
+    expected = case.expect.get("text")
+    if isinstance(expected, str) and len(expected) >= 8:
+        found.add(expected)  # the text the counsellor sees, marks and all
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in PRIVATE_KEYS and isinstance(inner, str) and len(inner) >= 4:
+                    found.add(inner)
+                elif key in ("latitude", "longitude") and len(str(inner)) >= 7:
+                    found.add(str(inner))  # short ones (5.47) would match any timing
+                else:
+                    walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    with contextlib.suppress(ValueError):  # the rows of bodies that are not JSON
+        walk(json.loads(case.body))
+    return found
 
 
 async def test_an_edit_stays_in_the_conversation_of_the_original(rabbit_service, vhost) -> None:
