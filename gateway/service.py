@@ -509,6 +509,38 @@ def build_service(
     return Service(settings, live, metrics, broker, app, frozenset(roles), store, router, outbound, desk)
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def plain_http_cookie_warning(config: Config, roles: frozenset[str], host: str) -> dict[str, object] | None:
+    """Listening beyond loopback with Secure cookies but no https `public_url`: a browser on
+    another machine reaching this over plain http drops the desk's and Masker 19's cookies.
+    There is no service-level public_url. The desk's OIDC `public_url` is its origin as the
+    browser sees it: https there clears the desk. The channels' public_url (twilio, telegram)
+    are the providers' webhook addresses, not where a browser signs in, so they do not count;
+    Masker 19 has none, so for it the listen address and secure_cookies alone decide."""
+    if host in LOOPBACK_HOSTS:
+        return None
+    secure: list[str] = []
+    oidc = config.service.desk.oidc
+    desk_https = oidc is not None and oidc.public_url.startswith("https://")
+    if "desk" in roles and config.service.desk.secure_cookies and not desk_https:
+        secure.append("desk")
+    if "ingest" in roles:
+        channels = config.channels.items()
+        secure += [cid for cid, ch in channels if getattr(ch.settings, "secure_cookies", False)]
+    if not secure:
+        return None
+    return {
+        "host": host,
+        "secure_cookies": secure,
+        "detail": f"listening on {host} (beyond loopback) with Secure cookies and no https public_url: "
+        "a browser on another machine reaching this over plain http drops the session cookies, so "
+        "signing in to the desk or Masker 19 fails. Serve it over https (a proxy in front), or for "
+        "a trial set secure_cookies: false (desk.secure_cookies, the channel's settings).",
+    }
+
+
 async def serve(service: Service, host: str, port: int) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and close."""
     runner = web.AppRunner(
@@ -526,6 +558,9 @@ async def serve(service: Service, host: str, port: int) -> None:
         broker=service.broker.description,
         channels=len(service.config.channels),
     )
+    cookie_warning = plain_http_cookie_warning(service.config, service.roles, host)
+    if cookie_warning is not None:
+        log.warning("secure_cookies_over_plain_http", **cookie_warning)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - naming, not binding
     links = service.links(f"http://{shown}:{port}")
     log.info("pages", **links)  # the URLs hold channel ids only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -10,9 +11,11 @@ from collections.abc import Iterator
 import pytest
 from yarl import URL
 
+from gateway.service import plain_http_cookie_warning
 from tests.conftest import ServiceProcess, as_admin
 
 pytestmark = pytest.mark.broker
+EVERY_ADDRESS = "0.0.0.0"  # noqa: S104 - what an operator sets to reach it from another machine
 
 
 @pytest.fixture
@@ -47,3 +50,41 @@ async def test_alembic_lines_carry_their_revisions(vhost, fresh_database, tmp_pa
     assert any(e.startswith("Context impl PostgresqlImpl") for e in events), events
     assert any(e.startswith("Running upgrade  -> 0001") for e in events), events
     assert not any("%s" in e or "%r" in e for e in events), events
+
+
+def warned(service: ServiceProcess) -> list[dict]:
+    return [r for r in records(service.logs()) if r.get("event") == "secure_cookies_over_plain_http"]
+
+
+async def test_listening_beyond_loopback_with_secure_cookies_warns(vhost, database_url, tmp_path) -> None:
+    wide = ServiceProcess(
+        vhost[1], tmp_path / "wide.log", roles=("ingest", "router", "desk"),
+        GATEWAY_DATABASE_URL=database_url, GATEWAY_HTTP_HOST=EVERY_ADDRESS, port_in_env=True,
+    )  # fmt: skip
+    narrow = ServiceProcess(
+        vhost[1], tmp_path / "narrow.log", roles=("ingest", "router", "desk"),
+        GATEWAY_DATABASE_URL=database_url, port_in_env=True,
+    )  # fmt: skip
+    try:
+        await wide.wait_ready(40)
+        await narrow.wait_ready(40)
+    finally:
+        wide.stop()
+        narrow.stop()
+    [warning] = warned(wide)
+    assert warning["level"] == "warning" and warning["host"] == EVERY_ADDRESS
+    assert "desk" in warning["secure_cookies"] and "masker19" in warning["secure_cookies"]
+    assert "https" in warning["detail"] and "secure_cookies: false" in warning["detail"]
+    assert warned(narrow) == []
+
+
+def test_which_settings_make_the_warning(config) -> None:
+    everything = frozenset({"ingest", "router", "desk"})
+    for host in ("127.0.0.1", "::1", "localhost"):
+        assert plain_http_cookie_warning(config, everything, host) is None
+    assert plain_http_cookie_warning(config, frozenset({"desk"}), "192.0.2.5")["secure_cookies"] == ["desk"]
+    assert plain_http_cookie_warning(config, frozenset({"router", "outbound"}), "192.0.2.5") is None
+    desk = config.service.desk.model_copy(update={"secure_cookies": False})
+    service = config.service.model_copy(update={"desk": desk})
+    relaxed = dataclasses.replace(config, service=service)
+    assert plain_http_cookie_warning(relaxed, frozenset({"desk"}), "192.0.2.5") is None
