@@ -240,6 +240,18 @@ CASES = [
         expect={"attachments": [{"content_type": "image/png", "size": None}]},
     ),
     Case(
+        "NumMedia that is a digit but not an ascii one",
+        sms(NumMedia="\u00b2"),
+        200,
+        expect={"text": "Ik wil iets vragen", "attachments": []},
+    ),
+    Case(
+        "media type with parameters is the type",
+        sms(**media("audio/ogg; codecs=opus")),
+        200,
+        expect={"attachments": [{"content_type": "audio/ogg", "size": None}]},
+    ),
+    Case(
         "NumMedia that is not a number",
         sms(NumMedia="twee"),
         200,

@@ -238,7 +238,7 @@ class _Twilio(ChannelKind[T], Generic[T]):
         hosts are enforced where the desk fetches (`media`: a URL elsewhere is shown to the
         counsellor as refused, `host_not_allowed`)."""
         raw = (form.get("NumMedia", "") or "").strip()
-        declared = min(int(raw), MAX_FORM_FIELDS) if raw.isdigit() else 0
+        declared = min(int(raw), MAX_FORM_FIELDS) if raw.isascii() and raw.isdigit() else 0
         present = {
             int(match.group(1))
             for key in form
@@ -249,7 +249,7 @@ class _Twilio(ChannelKind[T], Generic[T]):
         unreadable = 0
         for n in sorted(present | set(range(declared))):
             url = form.get(f"MediaUrl{n}", "").strip()
-            content_type = form.get(f"MediaContentType{n}", "").strip().lower()
+            content_type = form.get(f"MediaContentType{n}", "").split(";", 1)[0].strip().lower()
             if not _fetchable(url, api) or len(media) >= MAX_ATTACHMENTS:
                 unreadable += 1
                 continue
