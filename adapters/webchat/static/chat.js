@@ -463,7 +463,7 @@
     if (token) {
       try { if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify({ type: "end" })); } } catch (error) { /* leaving anyway */ }
       /* Always this one request, socket or not: its answer carries Clear-Site-Data. */
-      try { fetch(new URL("end", base).href, { method: "POST", body: token, keepalive: true, credentials: "omit", cache: "no-store" }); } catch (error) { /* leaving anyway */ }
+      try { fetch(new URL("end", base).href, { method: "POST", body: token, keepalive: true, credentials: "same-origin", cache: "no-store" }); } catch (error) { /* leaving anyway */ }
     }
     state.session = null;
     state.pending = [];
