@@ -30,9 +30,11 @@ DEFAULT_THRESHOLD = 5
 MASKER19 = "masker19"
 MAX_DAYS = 366 * 5  # a range longer than five years is refused
 
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
-_INVENTORY = re.compile(r"^(\d{4})-P(\d{2})$")
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_WEEK = re.compile(r"^([0-9]{4})-W([0-9]{2})$")
+_INVENTORY = re.compile(r"^([0-9]{4})-P([0-9]{2})$")
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # the gateway's figures begin after 2000; no year 9999 period
 
 
 class PeriodError(ValueError):
@@ -123,20 +125,26 @@ def parse_period(period: str | None, start: str | None, end: str | None, today: 
     return inventory_period(today).previous()
 
 
+def _year(year: int) -> int:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise PeriodError(f"period: a year from {FIRST_YEAR} to {LAST_YEAR}")
+    return year
+
+
 def _named_period(text: str) -> Period:
     if match := _WEEK.match(text):
-        year, week = int(match[1]), int(match[2])
+        year, week = _year(int(match[1])), int(match[2])
         if not 1 <= week <= _weeks_in(year):
             raise PeriodError(f"period: {year} has weeks 1 to {_weeks_in(year)}")
         return week_period(date.fromisocalendar(year, week, 1))
     if match := _INVENTORY.match(text):
-        year, number = int(match[1]), int(match[2])
+        year, number = _year(int(match[1])), int(match[2])
         periods = (_weeks_in(year) + 1) // 2
         if not 1 <= number <= periods:
             raise PeriodError(f"period: {year} has inventory periods P01 to P{periods:02d}")
         return _inventory(year, number)
     if match := _MONTH.match(text):
-        year, month = int(match[1]), int(match[2])
+        year, month = _year(int(match[1])), int(match[2])
         if not 1 <= month <= 12:
             raise PeriodError("period: a month is 01 to 12")
         return month_period(year, month)
@@ -147,9 +155,14 @@ def _named_period(text: str) -> Period:
 
 def _day(text: str, name: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text) if _DAY.match(text) else None
     except ValueError:
+        day = None
+    if day is None:
         raise PeriodError(f"{name} must be a date, YYYY-MM-DD") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise PeriodError(f"{name}: a date from {FIRST_YEAR} to {LAST_YEAR}")
+    return day
 
 
 # suppression
@@ -159,28 +172,53 @@ def _day(text: str, name: str) -> date:
 class Cell:
     count: int
     hidden: bool
+    vague: bool = False  # hidden in a table whose every cell is: labelled "hidden" whatever it is
 
     def shown(self, threshold: int) -> int | str:
         """The count; "<5" when below the threshold; "hidden" when hidden only so that
-        another hidden count cannot be worked out."""
+        another hidden count cannot be worked out (or in a table where every count is
+        hidden, where "<5" beside "hidden" would give both away)."""
         if not self.hidden:
             return self.count
-        return f"<{threshold}" if self.count < threshold else "hidden"
+        return f"<{threshold}" if self.count < threshold and not self.vague else "hidden"
 
 
 def suppress(counts: Mapping[str, int], threshold: int, total_shown: bool = True) -> dict[str, Cell]:
     """Cells that add up to a total: each from 1 to below the threshold hidden (a zero
-    tells of nobody), and while exactly one is hidden beside a shown total, the smallest
-    shown non-zero cell hidden as well. Without a total (`total_shown=False`, or cells that
-    overlap such as topics) only the first rule."""
+    tells of nobody). Beside a shown total, while a hidden cell's value still follows from
+    the total, the shown cells and what the labels say ("<5": 1 to 4, "hidden": 5 or
+    more), the smallest shown non-zero cell is hidden as well. Without a total
+    (`total_shown=False`, or cells that overlap such as topics) only the first rule."""
     hidden = {key for key, count in counts.items() if 0 < count < threshold}
+    vague = False
     if total_shown:
-        while len(hidden) == 1:
+        while hidden and _exposed(counts, hidden, threshold):
             shown = sorted((count, key) for key, count in counts.items() if key not in hidden and count > 0)
             if not shown:
+                # Every cell hidden and the labels still tell (5 "hidden" + 1 "<5" = 6): all
+                # are labelled "hidden", and their sum is all there is to know.
+                vague = True
                 break
             hidden.add(shown[0][1])
-    return {key: Cell(count, key in hidden) for key, count in counts.items()}
+    return {key: Cell(count, key in hidden, vague and key in hidden) for key, count in counts.items()}
+
+
+def _exposed(counts: Mapping[str, int], hidden: set[str], threshold: int) -> bool:
+    """Whether one hidden cell's value can be worked out exactly: their sum is the total
+    less the shown cells, and each lies within what its label says."""
+    total = sum(counts[key] for key in hidden)
+    bounds = {
+        key: (1, threshold - 1) if counts[key] < threshold else (threshold, total) for key in hidden
+    }
+    least = sum(low for low, _ in bounds.values())
+    most = sum(high for _, high in bounds.values())
+    for low, high in bounds.values():
+        # What the others leave for this one, at their most and at their least.
+        can_be_low = max(low, total - (most - high))
+        can_be_high = min(high, total - (least - low))
+        if can_be_low >= can_be_high:
+            return True
+    return False
 
 
 def share(part: Cell, whole: Cell, threshold: int) -> float | None:
@@ -250,7 +288,7 @@ def _figures(counts: Counts, period: Period, options: ReportOptions) -> dict[str
     def table(found: Mapping[str, int], whole: Cell, adds_up: bool = True) -> dict[str, Any]:
         cells = suppress(found, k, total_shown=adds_up and not whole.hidden)
         if whole.hidden:  # a hidden total: every part is hidden with it
-            cells = {key: Cell(cell.count, True) for key, cell in cells.items()}
+            cells = {key: Cell(cell.count, True, cell.vague) for key, cell in cells.items()}
         return {key: {"count": c.shown(k), "share": share(c, whole, k)} for key, c in sorted(cells.items())}
 
     def part_of(count: int, whole: Cell, *, hidden_with: Sequence[object] = ()) -> dict[str, Any]:

@@ -83,12 +83,14 @@ class Reports:
         config = self._live.current
         team = None if scope == EVERY_TEAM else scope
         earlier = period.previous()
-        async with self._store.transaction() as connection:
-            counted = await contacts.count(connection, contacts.Scope(team), period.start, period.end)
-            before = await contacts.count(connection, contacts.Scope(team), earlier.start, earlier.end)
-            await self._audit.append(connection, event)
         options = report_options(config)
         if team is not None:
             codes = {name: listed for name, listed in options.codes.items() if name != "team"}
             options = dataclasses.replace(options, codes=codes)
-        return build_report(scope, period, counted, before, options)
+        async with self._store.transaction() as connection:
+            counted = await contacts.count(connection, contacts.Scope(team), period.start, period.end)
+            before = await contacts.count(connection, contacts.Scope(team), earlier.start, earlier.end)
+            # Made before its record is written: a report that fails leaves no "ok" behind.
+            report = build_report(scope, period, counted, before, options)
+            await self._audit.append(connection, event)
+        return report

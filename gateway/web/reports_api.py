@@ -31,6 +31,9 @@ async def _report_of(
     unknown = set(query) - QUERY - also
     if unknown:
         raise Rejected(422, "invalid_request", f"unknown parameter: {sorted(unknown)[0]}")
+    repeated = sorted(name for name in set(query) if len(query.getall(name)) > 1)
+    if repeated:  # never a silent first-wins: which one was meant?
+        raise Rejected(422, "invalid_request", f"parameter given twice: {repeated[0]}")
     reports = request.app[REPORTS_KEY]
     try:
         period = parse_period(query.get("period"), query.get("from"), query.get("to"), reports.today())

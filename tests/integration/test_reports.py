@@ -224,6 +224,9 @@ async def test_four_weeks_of_contacts_give_back_their_counts_and_proportions(
         assert (status, body["error"]) == (403, "not_permitted")
         status, body = await call(base, "GET", "/api/v1/reports?period=2025-W99", tokens["cora-zob"])
         assert (status, body["error"]) == (422, "invalid_period")
+        twice = "/api/v1/reports?period=2025-W48&period=2025-W49"
+        status, body = await call(base, "GET", twice, tokens["cora-zob"])
+        assert (status, body["error"]) == (422, "invalid_request")
         status, rr = await call(base, "GET", f"/api/v1/reports?team={RR}&{query}", tokens["nina-landelijk"])
         assert status == 200 and figure(rr, "contacts") == 20
 
