@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,8 +124,8 @@ async def settled(desks: dict, token: str, count: int) -> dict[str, dict]:
             )
             assert status == 200
             for entry in conversation["transcript"]:
-                if entry["attachments"]:
-                    found[entry["text"]] = entry["attachments"][0]
+                if entry["attachments"]:  # by the caption, after a mark like "[foto] "
+                    found[re.sub(r"^(\[[^\]]*\] )+", "", entry["text"])] = entry["attachments"][0]
         if len(found) == count and all(a["status"] != "pending" for a in found.values()):
             return found
         await asyncio.sleep(0.2)
