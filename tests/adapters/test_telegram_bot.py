@@ -50,7 +50,8 @@ async def test_telegram_update(rabbit_service, vhost, case: Case) -> None:
     finally:
         configure_logging("INFO")
     logged = logs.getvalue()
-    assert logged, "the service logged nothing: the check would prove nothing"
+    if case.published:  # a published message is logged: an empty log would prove nothing
+        assert logged, "the service logged nothing: the check would prove nothing"
     leaked = [p for p in private(case) if p in logged]
     assert not leaked, f"a text, place or contact reached the logs: {leaked[:3]}"
     assert str(CHAT_ID) not in text and "anna" not in text.lower(), "the answer echoed the person"
